@@ -1,0 +1,70 @@
+"""The FastAPI application factory."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable, Coroutine
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+from fastapi import FastAPI
+
+from creditgate.api import admin, errors, gateway
+from creditgate.api.state import Services
+from creditgate.clock import Clock, system_clock
+from creditgate.config import Settings
+from creditgate.db import Database
+from creditgate.db.migrate import upgrade
+from creditgate.metering.catalog import seed_default_catalog
+
+Background = Callable[[Services], Coroutine[Any, Any, Any]]
+
+
+async def prepare_database(db: Database, clock: Clock = system_clock) -> None:
+    """Migrate to head and seed the default price catalog into an empty table."""
+    if db.is_sqlite:
+        path = db.url.split(":///", 1)[-1]
+        if path and path != ":memory:":
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+    await upgrade(db)
+    async with db.write() as conn:
+        await seed_default_catalog(conn, clock())
+
+
+def create_app(
+    settings: Settings,
+    *,
+    clock: Clock = system_clock,
+    db: Database | None = None,
+    background: list[Background] | None = None,
+) -> FastAPI:
+    """Build the app. `background` coroutines (the job runner) start with the app and are
+    cancelled when it stops."""
+    database = db or Database(settings.database_url, pool_size=settings.db_pool_size)
+    svc = Services(settings=settings, db=database, clock=clock)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if settings.auto_migrate:
+            await prepare_database(database, clock)
+        tasks = [asyncio.create_task(job(svc)) for job in background or []]
+        try:
+            yield
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            await database.dispose()
+
+    app = FastAPI(title="creditgate", version="0.1.0", lifespan=lifespan, docs_url="/docs", redoc_url=None)
+    app.state.services = svc
+    errors.install(app)
+    app.include_router(admin.router)
+    app.include_router(gateway.router)
+
+    @app.get("/healthz")
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    return app

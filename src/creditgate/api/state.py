@@ -1,0 +1,27 @@
+"""What every request handler needs, built once per app."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from fastapi import Request
+
+from creditgate.clock import Clock, system_clock
+from creditgate.config import Settings
+from creditgate.db import Database
+from creditgate.metering.catalog import PriceCatalog
+
+
+@dataclass
+class Services:
+    settings: Settings
+    db: Database
+    catalog: PriceCatalog = field(default_factory=PriceCatalog)
+    clock: Clock = system_clock
+    extras: dict[str, Any] = field(default_factory=dict)
+
+
+def services(request: Request) -> Services:
+    svc: Services = request.app.state.services
+    return svc

@@ -1,0 +1,91 @@
+"""Settings, read from CREDITGATE_* environment variables. Every variable is in the README."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+
+def _default_data_dir() -> Path:
+    return Path(os.environ.get("XDG_DATA_HOME", Path.home() / ".local" / "share")) / "creditgate"
+
+
+def normalize_database_url(url: str) -> str:
+    """Accept plain `postgresql://` and `sqlite:///` URLs and pick our async drivers."""
+    for prefix in ("postgresql://", "postgres://", "postgresql+psycopg://", "postgresql+psycopg2://"):
+        if url.startswith(prefix):
+            return "postgresql+asyncpg://" + url[len(prefix) :]
+    if url.startswith("sqlite://") and not url.startswith("sqlite+aiosqlite://"):
+        return "sqlite+aiosqlite://" + url[len("sqlite://") :]
+    if url.startswith(("postgresql+asyncpg://", "sqlite+aiosqlite://")):
+        return url
+    raise ValueError(f"unsupported database URL scheme: {url.split(':', 1)[0]}")
+
+
+def _bool(name: str, default: bool) -> bool:
+    raw = os.environ.get(name)
+    if raw is None or raw == "":
+        return default
+    if raw.lower() in ("1", "true", "yes", "on"):
+        return True
+    if raw.lower() in ("0", "false", "no", "off"):
+        return False
+    raise ValueError(f"{name} must be true or false, not {raw!r}")
+
+
+def _int(name: str, default: int) -> int:
+    raw = os.environ.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return int(raw)
+    except ValueError as exc:
+        raise ValueError(f"{name} must be an integer, not {raw!r}") from exc
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Runtime configuration. Build it with `Settings.from_env()` or directly in tests."""
+
+    database_url: str
+    data_dir: Path
+    host: str = "127.0.0.1"
+    port: int = 8787
+    admin_token: str | None = None
+    payments: str = "sandbox"
+    hold_ttl_seconds: int = 600
+    db_pool_size: int = 20
+    auto_migrate: bool = True
+    run_jobs: bool = True
+    public_url: str | None = None
+    topup_config_api_writes: bool = True
+    extra: dict[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def from_env(cls) -> Settings:
+        data_dir = Path(os.environ.get("CREDITGATE_DATA_DIR") or _default_data_dir())
+        url = os.environ.get("CREDITGATE_DATABASE_URL") or f"sqlite:///{data_dir / 'creditgate.db'}"
+        return cls(
+            database_url=normalize_database_url(url),
+            data_dir=data_dir,
+            host=os.environ.get("CREDITGATE_HOST", "127.0.0.1"),
+            port=_int("CREDITGATE_PORT", 8787),
+            admin_token=os.environ.get("CREDITGATE_ADMIN_TOKEN") or None,
+            payments=os.environ.get("CREDITGATE_PAYMENTS", "sandbox"),
+            hold_ttl_seconds=_int("CREDITGATE_HOLD_TTL_SECONDS", 600),
+            db_pool_size=_int("CREDITGATE_DB_POOL_SIZE", 20),
+            auto_migrate=_bool("CREDITGATE_AUTO_MIGRATE", True),
+            run_jobs=_bool("CREDITGATE_RUN_JOBS", True),
+            public_url=os.environ.get("CREDITGATE_PUBLIC_URL") or None,
+            topup_config_api_writes=_bool("CREDITGATE_TOPUP_CONFIG_API_WRITES", True),
+        )
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+    @property
+    def base_url(self) -> str:
+        """Where this server is reachable, for links such as invoice PDFs."""
+        return self.public_url or f"http://{self.host}:{self.port}"
