@@ -39,7 +39,10 @@ def worker(
     unknown = sorted(set(names or ()) - set(jobs.JOBS))
     if unknown:
         fail(f"unknown job(s): {', '.join(unknown)}; known: {', '.join(jobs.JOBS)}", 2)
-    settings = Settings.from_env()
+    try:
+        settings = Settings.from_env()
+    except ValueError as exc:
+        fail(str(exc), 2)
 
     async def main() -> dict[str, int] | None:
         db = Database(settings.database_url, pool_size=4)
