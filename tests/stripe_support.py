@@ -155,6 +155,7 @@ class Sink:
     server: ThreadingHTTPServer
     received: list[tuple[bytes, dict[str, str]]] = field(default_factory=list)
     statuses: list[int] = field(default_factory=list)  # answers to give, in order; then 200
+    delay: float = 0.0  # seconds to wait before answering
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     @property
@@ -185,10 +186,14 @@ def sink() -> Iterator[Sink]:
             with me.lock:
                 me.received.append((body, {k.lower(): v for k, v in self.headers.items()}))
                 status = me.statuses.pop(0) if me.statuses else 200
-            self.send_response(status)
-            self.send_header("Content-Length", "2")
-            self.end_headers()
-            self.wfile.write(b"ok")
+            time.sleep(me.delay)
+            try:
+                self.send_response(status)
+                self.send_header("Content-Length", "2")
+                self.end_headers()
+                self.wfile.write(b"ok")
+            except (BrokenPipeError, ConnectionResetError):
+                pass  # the sender gave up waiting (timeout tests)
 
         def log_message(self, *args: Any) -> None:
             pass

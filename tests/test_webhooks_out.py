@@ -229,7 +229,8 @@ def test_a_killed_worker_loses_nothing(fresh_database_url: str, sink: Sink) -> N
         async with db.write() as conn:  # a worker claims, commits, and dies before sending
             (lost,) = await delivery.claim(conn, T0)
         hidden = await _pass(db, T0 + timedelta(seconds=30))
-        recovered = await _pass(db, T0 + delivery.LEASE)
+        hidden += await _pass(db, T0 + delivery.lease_for(1) - timedelta(seconds=1))
+        recovered = await _pass(db, T0 + delivery.lease_for(1))
         # the dead worker's late result cannot undo the delivery, but is still recorded
         late = delivery.AttemptResult(T0, 5, None, "ReadTimeout")
         async with db.write() as conn:
@@ -310,3 +311,24 @@ def test_emit_commits_or_rolls_back_with_the_change(fresh_database_url: str) -> 
             return len(list(await conn.execute(select(webhook_events.c.id))))
 
     assert run(fresh_database_url, scenario) == 0
+
+
+def test_a_slow_receiver_times_out_within_the_lease(
+    fresh_database_url: str,
+    sink: Sink,  # noqa: F811
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(delivery, "TIMEOUT_SECONDS", 0.2)
+    sink.delay = 1.0
+
+    async def scenario(db: Database) -> Any:
+        account = await _account(db)
+        await _endpoint(db, sink.url)
+        event_id = await _emit(db, account)
+        assert await _pass(db, T0) == 1
+        (row,) = await _deliveries(db, event_id)
+        return row
+
+    row = run(fresh_database_url, scenario)
+    assert row.status == "pending" and row.last_error == "timed out after 0.2 s"
+    assert delivery.lease_for(32) == timedelta(seconds=0.2 * 4) + delivery.LEASE_MARGIN

@@ -54,7 +54,7 @@ async def run_forever(db: Database, clock: Clock, interval: float = 5.0) -> None
 
 
 @job("deliver_webhooks")
-async def deliver_webhooks(db: Database, clock: Clock, *, batch: int = 50, max_batches: int = 20) -> int:
+async def deliver_webhooks(db: Database, clock: Clock, *, batch: int = 32, max_batches: int = 20) -> int:
     """Send due outgoing webhooks: claim a batch under a lease (committed), POST them, then
     record every attempt and schedule retries. Keeps going while batches come back full."""
     sent = 0

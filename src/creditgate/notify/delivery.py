@@ -2,7 +2,8 @@
 attempt, and schedule the retry.
 
 A claim counts the attempt and hides the delivery until the lease ends, so a worker killed
-mid-send loses nothing: the lease expires and another pass sends it again (at least once;
+mid-send loses nothing: the lease (sized to the batch: TIMEOUT_SECONDS per wave of
+CONCURRENCY sends, plus a margin) expires and another pass sends it again (at least once;
 receivers deduplicate on webhook-id, which is the same on every try). A worker that outlives
 its lease still records its attempt but cannot settle the delivery (the lease token moved on).
 The caller (jobs.py) commits the claim before sending and records the results afterwards.
@@ -34,8 +35,9 @@ RETRY_SCHEDULE = (
     timedelta(hours=10),
 )
 MAX_ATTEMPTS = len(RETRY_SCHEDULE) + 1
-TIMEOUT_SECONDS = 15.0
-LEASE = timedelta(seconds=60)  # comfortably longer than one send
+TIMEOUT_SECONDS = 15.0  # the whole attempt, not per socket read
+CONCURRENCY = 8
+LEASE_MARGIN = timedelta(seconds=30)
 USER_AGENT = "creditgate-webhooks/0.1"
 MAX_ERROR = 500
 
@@ -66,16 +68,21 @@ class AttemptResult:
         return self.status_code is not None and 200 <= self.status_code < 300
 
 
-async def claim(
-    conn: AsyncConnection, now: datetime, *, limit: int = 50, lease: timedelta = LEASE
-) -> list[Claimed]:
+def lease_for(count: int) -> timedelta:
+    """How long `count` claimed deliveries may take: every wave of CONCURRENCY sends is
+    bounded by TIMEOUT_SECONDS, plus a margin to record the results."""
+    waves = -(-count // CONCURRENCY)
+    return timedelta(seconds=TIMEOUT_SECONDS * waves) + LEASE_MARGIN
+
+
+async def claim(conn: AsyncConnection, now: datetime, *, limit: int = 32) -> list[Claimed]:
     """Lease up to `limit` due deliveries (pending and due, or whose lease expired)."""
     await repo.give_up_on_lost(conn, now, MAX_ATTEMPTS)
     ids = await repo.due_ids(conn, now, limit, MAX_ATTEMPTS)
     if not ids:
         return []
     token = new_id("lease")
-    await repo.lease(conn, ids, token, now + lease, now)
+    await repo.lease(conn, ids, token, now + lease_for(len(ids)), now)
     return [
         Claimed(r.id, r.event_id, r.endpoint_id, r.attempts, r.url, r.secret, r.body, token)
         for r in await repo.leased(conn, token)
@@ -96,7 +103,10 @@ async def send(client: httpx.AsyncClient, item: Claimed, clock: Clock) -> Attemp
     status: int | None = None
     error: str | None = None
     try:
-        async with client.stream("POST", item.url, content=body, headers=headers) as response:
+        async with (
+            asyncio.timeout(TIMEOUT_SECONDS),
+            client.stream("POST", item.url, content=body, headers=headers) as response,
+        ):
             status = response.status_code
             excerpt = b""
             async for chunk in response.aiter_bytes():
@@ -106,19 +116,19 @@ async def send(client: httpx.AsyncClient, item: Claimed, clock: Clock) -> Attemp
         if not 200 <= status < 300:
             text = excerpt[:200].decode("utf-8", "replace").strip()
             error = f"HTTP {status}" + (f": {text}" if text else "")
+    except TimeoutError:
+        status, error = None, f"timed out after {TIMEOUT_SECONDS:g} s"
     except httpx.HTTPError as exc:
         error = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
     duration_ms = int((time.monotonic() - t0) * 1000)
     return AttemptResult(started, duration_ms, status, error[:MAX_ERROR] if error else None)
 
 
-async def send_all(
-    items: list[Claimed], clock: Clock, *, concurrency: int = 8, timeout: float = TIMEOUT_SECONDS
-) -> list[AttemptResult]:
-    """Send a claimed batch, a few at a time. Redirects are not followed: a delivery goes
-    only to the URL the operator registered."""
-    limiter = asyncio.Semaphore(concurrency)
-    async with httpx.AsyncClient(timeout=timeout, follow_redirects=False) as client:
+async def send_all(items: list[Claimed], clock: Clock) -> list[AttemptResult]:
+    """Send a claimed batch, CONCURRENCY at a time. Redirects are not followed: a delivery
+    goes only to the URL the operator registered."""
+    limiter = asyncio.Semaphore(CONCURRENCY)
+    async with httpx.AsyncClient(timeout=TIMEOUT_SECONDS, follow_redirects=False) as client:
 
         async def one(item: Claimed) -> AttemptResult:
             async with limiter:
