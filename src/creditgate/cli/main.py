@@ -11,6 +11,7 @@ from creditgate.accounts import service as accounts
 from creditgate.api.admin import parse_expiry
 from creditgate.api.views import account_view, entry_view, token_view
 from creditgate.billing.reconcile import reconcile_report
+from creditgate.cli.cards import cards_app, sandbox_app
 from creditgate.cli.runtime import emit, fail, run
 from creditgate.clock import system_clock
 from creditgate.config import Settings
@@ -30,6 +31,8 @@ app.add_typer(accounts_app, name="accounts")
 app.add_typer(tokens_app, name="tokens")
 app.add_typer(credits_app, name="credits")
 app.add_typer(prices_app, name="prices")
+app.add_typer(cards_app, name="cards")
+app.add_typer(sandbox_app, name="sandbox")
 
 
 @app.command()
