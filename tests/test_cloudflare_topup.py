@@ -312,3 +312,42 @@ def test_cli_saves_a_card_the_server_then_charges(server: support.LiveServer, tm
     b = billing(server, token)
     b.topup.create(account_id=account, amount=2000)
     assert b.credit_balance(account_id=account).balance == 2000
+
+
+class _Unreachable:
+    """The sandbox behind a network that loses the first charge before it arrives."""
+
+    def __init__(self, inner: object) -> None:
+        self.inner = inner
+        self.fail_next = True
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self.inner, name)
+
+    async def charge(self, request: object) -> object:
+        if self.fail_next:
+            self.fail_next = False
+            raise ConnectionError("processor unreachable")
+        return await self.inner.charge(request)  # type: ignore[attr-defined]
+
+
+def test_processor_outage_is_503_without_retry_and_resumes_once(
+    database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from creditgate.api import app as app_module
+    from creditgate.payments.factory import make_processor
+
+    monkeypatch.setattr(app_module, "make_processor", lambda *a: _Unreachable(make_processor(*a)))
+    with clocked_server(database_url, tmp_path) as (server, _clock):
+        account, token = funded_account(server)
+        b = billing(server, token, max_retries=2)
+        with pytest.raises(cloudflare.InternalServerError) as err:
+            b.topup.create(account_id=account, amount=4000)
+        assert err.value.status_code == 503 and err.value.response.headers["x-should-retry"] == "false"
+        [invoice] = b.invoice_history(account_id=account).invoices
+        assert invoice.id in str(err.value.errors[0].message) and invoice.status == "open"
+        assert support.balance_units(server, account) == 0 and sandbox_charges(database_url, account) == 0
+        assert b.topup.status(account_id=account, payment_intent_id=invoice.id).status == "completed"
+        assert b.topup.create(account_id=account, amount=4000).payment_intent_id == invoice.id
+        assert support.balance_units(server, account) == cents(4000)
+        assert sandbox_charges(database_url, account) == 1

@@ -7,6 +7,7 @@ is still unsettled, resumes it under the same processor idempotency key: one cha
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from typing import Any
 
@@ -45,6 +46,23 @@ async def charge_and_record(svc: Services, proc: CardProcessor, topup: Topup) ->
         return await topups.record_charge(conn, topup.id, result, svc.clock())
 
 
+async def settle(svc: Services, proc: CardProcessor, topup: Topup) -> Topup:
+    """Bring an unsettled top-up up to date: charge one that never reached the processor (same
+    idempotency key, so at most one charge), or re-read one waiting for 3-D Secure."""
+    if topup.status == "created":
+        return await charge_and_record(svc, proc, topup)
+    if topup.status == "pending" and topup.payment_id:
+        try:
+            result = await proc.payment_status(topup.payment_id)
+        except Exception:
+            log.exception("could not re-read payment %s of top-up %s", topup.payment_id, topup.id)
+            return topup
+        if result.status != "requires_action":
+            async with svc.db.write() as conn:
+                return await topups.record_charge(conn, topup.id, result, svc.clock())
+    return topup
+
+
 def _raise_if_failed(topup: Topup) -> None:
     if topup.status == "failed":
         code = topup.failure_code or "payment_failed"
@@ -74,8 +92,7 @@ async def create_topup(request: Request, account_id: str, caller: Principal = De
             processor=proc.name,
             request_key=key,
         )
-    if topup.status == "created":
-        topup = await charge_and_record(svc, proc, topup)
+    topup = await settle(svc, proc, topup)
     _raise_if_failed(topup)
     async with svc.db.read() as conn:
         card = await billing.get_card(conn, account_id, topup.payment_method_id)
@@ -105,16 +122,8 @@ async def topup_status(request: Request, account_id: str, caller: Principal = De
         )
     async with svc.db.read() as conn:
         topup = await topups.topup_for_invoice(conn, account_id, invoice_id)
-    try:
-        if topup.status == "created":
-            topup = await charge_and_record(svc, proc, topup)
-        elif topup.status == "pending" and topup.payment_id:
-            result = await proc.payment_status(topup.payment_id)
-            if result.status != "requires_action":
-                async with svc.db.write() as conn:
-                    topup = await topups.record_charge(conn, topup.id, result, svc.clock())
-    except ServiceUnavailable:
-        pass  # still unsettled: report pending
+    with contextlib.suppress(ServiceUnavailable):  # the processor is unreachable: still pending
+        topup = await settle(svc, proc, topup)
     _raise_if_failed(topup)
     return ok(
         {"payment_intent_id": invoice_id, "status": "completed" if topup.status == "completed" else "pending"}
