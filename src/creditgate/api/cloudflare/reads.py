@@ -173,7 +173,8 @@ async def invoice_preview(
             {
                 "amount": to_cents_number(line.cost),
                 "currency": "usd",
-                "description": f"{line.provider}/{line.model}: {line.events:,} requests, {tokens}, "
+                "description": f"{line.provider}/{line.model}: {line.events:,} "
+                f"request{'' if line.events == 1 else 's'}, {tokens}, "
                 f"{line.output_tokens:,} output tokens",
                 "period": period,
                 "pricing": {"unit_amount_decimal": line.unit_cost_cents},
