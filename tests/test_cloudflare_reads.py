@@ -153,6 +153,7 @@ def test_usage_history_rejects_bad_input(server: support.LiveServer) -> None:
         ({"value_grouping_window": "day", "end_time": "NaN"}, "/end_time"),
         ({"value_grouping_window": "day", "start_time": -1}, "/start_time"),
         ({"value_grouping_window": "day", "start_time": 1e30}, "/start_time"),
+        ({"value_grouping_window": "day", "start_time": 253402300799999}, "/start_time"),
         (
             {"value_grouping_window": "day", "start_time": 1700086400000, "end_time": 1700000000000},
             "/start_time",
@@ -162,6 +163,8 @@ def test_usage_history_rejects_bad_input(server: support.LiveServer) -> None:
         with pytest.raises(cloudflare.BadRequestError) as err:
             b.usage_history(account_id=account, **params)
         assert err.value.errors[0].source.pointer == pointer, params
+    far = b.usage_history(account_id=account, value_grouping_window="hour", start_time=253370764799999)
+    assert far.history == []  # the latest accepted time still works
     with pytest.raises(cloudflare.BadRequestError) as err:
         client.get(f"/accounts/{account}/ai-gateway/billing/usage-history", cast_to=object)
     assert err.value.errors[0].source.pointer == "/value_grouping_window"
@@ -197,6 +200,7 @@ def test_invoice_history_filters_and_pages(clocked: tuple[support.LiveServer, Ma
         ({"extra_query": {"page": 0}}, "/page"),
         ({"extra_query": {"per_page": 101}}, "/per_page"),
         ({"extra_query": {"page": "x"}}, "/page"),
+        ({"extra_query": {"page": "\u00b2"}}, "/page"),
     ]:
         with pytest.raises(cloudflare.BadRequestError) as err:
             b.invoice_history(account_id=account, **bad)

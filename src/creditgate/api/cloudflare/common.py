@@ -27,7 +27,7 @@ from creditgate.errors import (
 
 PREFIX = "/client/v4"
 BILLING = PREFIX + "/accounts/{account_id}/ai-gateway/billing"
-MAX_MS = 253_402_300_799_999  # 9999-12-31T23:59:59.999Z
+MAX_MS = 253_370_764_799_999  # 9998-12-31T23:59:59.999Z: month arithmetic stays in range
 
 
 def ok(result: Any, status: int = 200) -> Response:
@@ -107,7 +107,8 @@ def int_param(query: QueryParams, name: str, default: int) -> int:
     raw = query.get(name)
     if raw is None:
         return default
-    if not raw.strip().isdigit() or len(raw.strip()) > 9:
+    raw = raw.strip()
+    if not (raw.isascii() and raw.isdigit()) or len(raw) > 9:
         raise ValidationError(f"{name} must be a positive integer", field=name)
     return int(raw)
 
