@@ -33,7 +33,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 import orjson
-from sqlalchemy import BigInteger, Column, Integer, MetaData, String, Table, Text, func, select
+from sqlalchemy import Table, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -50,6 +50,7 @@ from creditgate.payments.gateway import (
     SetupSession,
     WebhookSignatureError,
 )
+from creditgate.payments.sandbox_tables import cards, customers, payments, refunds
 
 WEBHOOK_SECRET = b"whsec_sandbox_not_a_secret"  # the sandbox's public test secret
 SIGNATURE_HEADER = "sandbox-signature"
@@ -85,55 +86,6 @@ DECLINE_MESSAGES = {
     "authentication_failed": "The cardholder failed 3-D Secure authentication.",
     "payment_method_missing": "The payment method is not saved on this customer.",
 }
-
-_meta = MetaData()
-customers = Table(
-    "sandbox_customers",
-    _meta,
-    Column("id", String(64), primary_key=True),
-    Column("account_id", String(64), nullable=False),
-    Column("idempotency_key", String(255), nullable=False, unique=True),
-    Column("created_ms", BigInteger, nullable=False),
-)
-cards = Table(
-    "sandbox_cards",
-    _meta,
-    Column("id", String(64), primary_key=True),
-    Column("customer_id", String(64), nullable=False),
-    Column("behaviour", String(32), nullable=False),
-    Column("brand", String(32), nullable=False),
-    Column("last4", String(4), nullable=False),
-    Column("exp_month", Integer, nullable=False),
-    Column("exp_year", Integer, nullable=False),
-    Column("created_ms", BigInteger, nullable=False),
-)
-payments = Table(
-    "sandbox_payments",
-    _meta,
-    Column("id", String(64), primary_key=True),
-    Column("idempotency_key", String(255), nullable=False, unique=True),
-    Column("request_hash", String(64), nullable=False),
-    Column("customer_id", String(64), nullable=False),
-    Column("payment_method_id", String(100), nullable=False),
-    Column("amount_cents", BigInteger, nullable=False),
-    Column("currency", String(3), nullable=False),
-    Column("status", String(24), nullable=False),
-    Column("client_secret", String(200), nullable=True),
-    Column("failure_code", String(64), nullable=True),
-    Column("failure_message", String(500), nullable=True),
-    Column("metadata", Text, nullable=True),
-    Column("created_ms", BigInteger, nullable=False),
-    Column("updated_ms", BigInteger, nullable=False),
-)
-refunds = Table(
-    "sandbox_refunds",
-    _meta,
-    Column("id", String(64), primary_key=True),
-    Column("idempotency_key", String(255), nullable=False, unique=True),
-    Column("payment_id", String(64), nullable=False),
-    Column("amount_cents", BigInteger, nullable=False),
-    Column("created_ms", BigInteger, nullable=False),
-)
 
 
 class Store(Protocol):
