@@ -1,23 +1,34 @@
 """Periodic, idempotent background work. `creditgate serve` runs it in-process; `creditgate
 worker` runs it alone. Each job is an async function of (db, clock) that does one bounded
-pass and returns how many items it handled; a job must be safe with two runners at once."""
+pass and returns how many items it handled; a job must be safe with two runners at once.
+Jobs that charge cards get the card processor from `processor_for(db, clock)`: the one the
+runner was given (`run_once(..., processor=)`), else the one the settings name."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
+from contextvars import ContextVar
+from datetime import timedelta
 
-from creditgate.billing import inbox
+from creditgate.billing import autotopup, handlers, inbox, statements, topups
+from creditgate.billing.topups import Topup
 from creditgate.clock import Clock
+from creditgate.config import Settings
 from creditgate.db import Database
 from creditgate.notify import delivery
+from creditgate.payments.factory import make_processor
+from creditgate.payments.gateway import CardProcessor, ChargeResult
 
 log = logging.getLogger("creditgate.jobs")
 
 Job = Callable[[Database, Clock], Awaitable[int]]
 
 JOBS: dict[str, Job] = {}
+RETRY_UNANSWERED = timedelta(minutes=1)
+_PROCESSOR: ContextVar[CardProcessor | None] = ContextVar("creditgate_job_processor", default=None)
+assert handlers  # imported so a worker without the app still dispatches webhook events
 
 
 def job(name: str) -> Callable[[Job], Job]:
@@ -30,8 +41,24 @@ def job(name: str) -> Callable[[Job], Job]:
     return register
 
 
-async def run_once(db: Database, clock: Clock, names: list[str] | None = None) -> dict[str, int]:
+def processor_for(db: Database, clock: Clock) -> CardProcessor:
+    """The card processor of this pass."""
+    return _PROCESSOR.get() or make_processor(Settings.from_env(), db, clock)
+
+
+async def run_once(
+    db: Database, clock: Clock, names: list[str] | None = None, *, processor: CardProcessor | None = None
+) -> dict[str, int]:
     """One pass of every (or the named) job; a failing job is logged and does not stop the rest."""
+    token = _PROCESSOR.set(processor) if processor is not None else None
+    try:
+        return await _run_once(db, clock, names)
+    finally:
+        if token is not None:
+            _PROCESSOR.reset(token)
+
+
+async def _run_once(db: Database, clock: Clock, names: list[str] | None) -> dict[str, int]:
     done: dict[str, int] = {}
     for name, fn in JOBS.items():
         if names is not None and name not in names:
@@ -46,10 +73,12 @@ async def run_once(db: Database, clock: Clock, names: list[str] | None = None) -
     return done
 
 
-async def run_forever(db: Database, clock: Clock, interval: float = 5.0) -> None:
+async def run_forever(
+    db: Database, clock: Clock, interval: float = 5.0, *, processor: CardProcessor | None = None
+) -> None:
     """Run passes every `interval` seconds until cancelled."""
     while True:
-        await run_once(db, clock)
+        await run_once(db, clock, processor=processor)
         await asyncio.sleep(interval)
 
 
@@ -78,3 +107,73 @@ async def retry_webhook_inbox(db: Database, clock: Clock) -> int:
     """Dispatch again the incoming processor events whose handler failed."""
     async with db.write() as conn:
         return await inbox.retry_due(conn, clock())
+
+
+@job("auto_topups")
+async def auto_topups(db: Database, clock: Clock, *, batch: int = 20, max_batches: int = 10) -> int:
+    """Queue auto top-ups the debit hook missed, charge the queued ones off session (after
+    the commit that queued them, under a lease), and re-read those waiting for 3-D Secure."""
+    proc = processor_for(db, clock)
+    async with db.write() as conn:
+        handled = await autotopup.sweep(conn, clock(), proc.name)
+    for _ in range(max_batches):
+        async with db.write() as conn:
+            claimed = await autotopup.claim_charges(conn, clock(), limit=batch)
+        for topup in claimed:
+            await _charge(db, clock, proc, topup)
+        handled += len(claimed)
+        if len(claimed) < batch:
+            break
+    async with db.write() as conn:
+        waiting = await autotopup.claim_polls(conn, clock(), limit=batch)
+    for topup in waiting:
+        try:
+            result = await proc.payment_status(str(topup.payment_id))
+        except Exception:
+            log.warning("could not re-read payment %s of auto top-up %s", topup.payment_id, topup.id)
+            continue
+        if result.status != "requires_action":
+            async with db.write() as conn:
+                await topups.record_charge(conn, topup.id, result, clock())
+            handled += 1
+    return handled
+
+
+async def _charge(db: Database, clock: Clock, proc: CardProcessor, topup: Topup) -> None:
+    """One off-session charge, recorded in its own transaction. An unknown outcome (processor
+    down, or killed right here) keeps the top-up queued: the next try uses the same key."""
+    async with db.read() as conn:
+        stale = await autotopup.first_attempt_is_stale(conn, topup.id, clock())
+    if stale:
+        result = ChargeResult(
+            "",
+            "failed",
+            failure_code="outcome_unknown",
+            failure_message="the first charge attempt never got an answer and is too old to retry safely; "
+            "check the processor (a late payment webhook still credits it)",
+        )
+    else:
+        try:
+            result = await proc.charge(topup.charge_request(off_session=True))
+        except Exception:
+            log.exception("auto top-up %s: the charge has no answer; retrying with the same key", topup.id)
+            async with db.write() as conn:
+                await autotopup.retry_later(conn, topup.id, clock() + RETRY_UNANSWERED)
+            return
+    async with db.write() as conn:
+        await topups.record_charge(conn, topup.id, result, clock())
+
+
+@job("close_periods")
+async def close_periods(db: Database, clock: Clock, *, batch: int = 50, max_batches: int = 20) -> int:
+    """Close every finished calendar month into one statement per account (once each)."""
+    closed = 0
+    for _ in range(max_batches):
+        async with db.read() as conn:
+            due = await statements.accounts_to_close(conn, clock(), limit=batch)
+        for account_id in due:
+            async with db.write() as conn:
+                closed += await statements.close_account(conn, account_id, clock())
+        if len(due) < batch:
+            break
+    return closed

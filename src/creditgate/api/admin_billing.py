@@ -1,4 +1,9 @@
-"""Operator billing endpoints under /admin/v1: saved cards. `save_card` is shared with the CLI."""
+"""Operator billing endpoints under /admin/v1: saved cards. `save_card` is shared with the CLI.
+
+`POST /admin/v1/accounts/{id}/cards` takes `{"card": ...}` or `{"payment_method_id": ...}`:
+a test card number on the sandbox, a PaymentMethod id (`pm_...`, e.g. from Stripe.js after a
+SetupIntent, or `pm_card_visa` in test mode) with Stripe. The card becomes the default and
+auto top-up is re-enabled."""
 
 from __future__ import annotations
 
@@ -11,6 +16,7 @@ from fastapi.responses import Response
 from creditgate.api.admin import operator
 from creditgate.api.responses import JSON, read_object
 from creditgate.api.state import processor, services
+from creditgate.billing import cards
 from creditgate.billing import service as billing
 from creditgate.billing.service import Card
 from creditgate.db import Database
@@ -32,8 +38,8 @@ async def save_card(db: Database, proc: CardProcessor, account_id: str, card: An
     if customer is None:
         customer = await proc.create_customer(account_id, idempotency_key=f"customer:{account_id}")
     saved = await proc.attach_card(customer, card)
-    async with db.write() as conn:
-        return await billing.record_card(
+    async with db.write() as conn:  # the new default card also turns auto top-up back on
+        return await cards.card_saved(
             conn, account_id, processor=proc.name, customer=customer, card=saved, now=now
         )
 
@@ -54,8 +60,11 @@ def card_view(card: Card, processor_name: str) -> dict[str, Any]:
 @router.post("/accounts/{account_id}/cards")
 async def add_card(request: Request, account_id: str) -> Response:
     svc, proc = services(request), processor(request)
-    body = await read_object(request, allowed={"card"})
-    card = await save_card(svc.db, proc, account_id, body.get("card"), svc.clock())
+    body = await read_object(request, allowed={"card", "payment_method_id"})
+    if "card" in body and "payment_method_id" in body:
+        raise ValidationError("give either card or payment_method_id", field="payment_method_id")
+    given = body["payment_method_id"] if "payment_method_id" in body else body.get("card")
+    card = await save_card(svc.db, proc, account_id, given, svc.clock())
     return JSON(card_view(card, proc.name), status_code=201)
 
 

@@ -12,6 +12,7 @@ from fastapi import FastAPI
 
 from creditgate.api import (
     admin,
+    admin_autotopup,
     admin_billing,
     admin_webhooks,
     cloudflare,
@@ -22,6 +23,7 @@ from creditgate.api import (
     webhooks,
 )
 from creditgate.api.state import Services
+from creditgate.billing import handlers
 from creditgate.clock import Clock, system_clock
 from creditgate.config import Settings
 from creditgate.db import Database
@@ -30,6 +32,7 @@ from creditgate.metering.catalog import seed_default_catalog
 from creditgate.payments.factory import make_processor
 
 Background = Callable[[Services], Coroutine[Any, Any, Any]]
+assert handlers  # registers billing's webhook handlers with the inbox
 
 
 async def prepare_database(db: Database, clock: Clock = system_clock) -> None:
@@ -78,6 +81,7 @@ def create_app(
     app.include_router(admin_webhooks.router)
     app.include_router(webhooks.router)
     app.include_router(admin_billing.router)
+    app.include_router(admin_autotopup.router)
     app.include_router(cloudflare.router)
     app.include_router(invoices.router)
     app.include_router(sandbox.router)

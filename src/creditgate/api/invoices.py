@@ -13,7 +13,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
 from creditgate.api.state import services
-from creditgate.billing import invoices
+from creditgate.billing import invoices, statements
 from creditgate.billing.pdf import render_invoice_pdf
 from creditgate.ledger import service as ledger
 
@@ -27,7 +27,8 @@ async def invoice_pdf(request: Request, invoice_id: str) -> Response:
     async with svc.db.read() as conn:
         invoice = await invoices.invoice_for_download(conn, invoice_id, key)
         account = await ledger.get_account(conn, invoice.account_id)
-    pdf = await asyncio.to_thread(render_invoice_pdf, invoice, account.name)
+        lines = await statements.pdf_lines(conn, invoice)
+    pdf = await asyncio.to_thread(render_invoice_pdf, invoice, account.name, "creditgate", lines)
     return Response(
         pdf,
         media_type="application/pdf",

@@ -20,7 +20,7 @@ from creditgate.ledger import service as ledger
 from creditgate.metering import service as metering
 from creditgate.money import UNITS_PER_CENT
 
-INVOICE_TYPES = {"all": ("manual", "auto"), "manual": ("manual",), "auto": ("auto",)}
+INVOICE_TYPES = {"all": ("manual", "auto", "statement"), "manual": ("manual",), "auto": ("auto",)}
 MAX_PER_PAGE = 100
 
 
@@ -122,7 +122,8 @@ def month_bounds(now: datetime) -> tuple[datetime, datetime]:
 async def list_invoices(
     conn: AsyncConnection, account_id: str, *, kind: str = "all", page: int = 1, per_page: int = 20
 ) -> InvoicePage:
-    """Newest first. `kind` is all | manual | auto (the invoice's origin)."""
+    """Newest first. `kind` is all | manual | auto (the invoice's origin); monthly statements
+    (origin `statement`) are listed under all."""
     origins = INVOICE_TYPES.get(kind)
     if origins is None:
         raise ValidationError("type must be one of auto, manual, all", field="type")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from fpdf import FPDF
 
 from creditgate.billing.invoices import Invoice
@@ -28,7 +30,14 @@ def _latin1(text: str) -> str:
     return text.encode("latin-1", "replace").decode("latin-1")
 
 
-def render_invoice_pdf(invoice: Invoice, account_name: str, issuer: str = "creditgate") -> bytes:
+def render_invoice_pdf(
+    invoice: Invoice,
+    account_name: str,
+    issuer: str = "creditgate",
+    lines: Sequence[tuple[str, int]] | None = None,
+) -> bytes:
+    """One page. `lines` are (description, cents) rows (a statement's usage lines); without
+    them the invoice's description is its one line."""
     pdf = FPDF(format="A4")
     pdf.set_title(f"Invoice {invoice.number}")
     pdf.set_author(issuer)
@@ -54,8 +63,10 @@ def render_invoice_pdf(invoice: Invoice, account_name: str, issuer: str = "credi
     pdf.cell(130, 8, "Description", border="B")
     pdf.cell(0, 8, "Amount", border="B", align="R", new_x="LMARGIN", new_y="NEXT")
     pdf.set_font("Helvetica", size=11)
-    pdf.cell(130, 8, _latin1(invoice.description or "Prepaid credits"))
-    pdf.cell(0, 8, money(invoice.amount_due, invoice.currency), align="R", new_x="LMARGIN", new_y="NEXT")
+    rows = lines if lines is not None else [(invoice.description or "Prepaid credits", invoice.amount_due)]
+    for text, cents in rows:
+        pdf.cell(130, 8, _latin1(text)[:70])
+        pdf.cell(0, 8, money(cents, invoice.currency), align="R", new_x="LMARGIN", new_y="NEXT")
     pdf.ln(4)
     totals = [
         ("Amount due", invoice.amount_due),
@@ -68,7 +79,11 @@ def render_invoice_pdf(invoice: Invoice, account_name: str, issuer: str = "credi
         pdf.cell(0, 7, money(cents, invoice.currency), align="R", new_x="LMARGIN", new_y="NEXT")
     pdf.ln(10)
     pdf.set_font("Helvetica", "I", 9)
-    pdf.multi_cell(
-        0, 5, f"Prepaid credits issued by {_latin1(issuer)}. Amounts in {invoice.currency.upper()}."
-    )
+    note = f"Prepaid credits issued by {_latin1(issuer)}. Amounts in {invoice.currency.upper()}."
+    if lines is not None:
+        note = (
+            f"Usage statement issued by {_latin1(issuer)}. Amounts in {invoice.currency.upper()}; each "
+            "line is rounded to the cent, the totals are computed from the exact amounts."
+        )
+    pdf.multi_cell(0, 5, note)
     return bytes(pdf.output())

@@ -13,6 +13,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from creditgate.billing import autotopup_state
 from creditgate.billing import repository as repo
 from creditgate.errors import NotFound, ValidationError
 from creditgate.ledger import service as ledger
@@ -54,6 +55,7 @@ class TopupConfig:
     error: str | None = None
     disabled_reason: str | None = None
     last_failed_at: datetime | None = None
+    monthly_cap: int | None = None  # cents of auto top-ups per UTC month; None = no cap
 
 
 def check_cents(value: Any, field: str, *, minimum: int, maximum: int = MAX_TOPUP_CENTS) -> int:
@@ -170,6 +172,7 @@ async def get_topup_config(conn: AsyncConnection, account_id: str) -> TopupConfi
         error=row.error,
         disabled_reason=row.disabled_reason,
         last_failed_at=row.last_failed_at,
+        monthly_cap=None if row.monthly_cap is None else int(row.monthly_cap),
     )
 
 
@@ -190,6 +193,7 @@ async def set_topup_config(
         "updated_at": now,
     }
     await repo.upsert_config(conn, account_id, values)
+    await autotopup_state.reenable(conn, account_id, now)  # also ends a backoff or a pause
     return TopupConfig(amount=amount, threshold=threshold)
 
 

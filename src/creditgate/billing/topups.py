@@ -25,12 +25,14 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from creditgate.billing import autotopup_repo as arepo
+from creditgate.billing import autotopup_state, service
 from creditgate.billing import repository as repo
-from creditgate.billing import service
 from creditgate.errors import Conflict, NotFound, ValidationError
 from creditgate.ids import new_id, new_secret
 from creditgate.ledger import service as ledger
 from creditgate.money import cents
+from creditgate.notify import service as notify
 from creditgate.payments.gateway import ChargeRequest, ChargeResult
 
 DEDUPE_WINDOW = timedelta(seconds=120)
@@ -166,7 +168,21 @@ async def begin_topup(
         "completed_at": None,
     }
     await repo.insert_topup(conn, row)
-    return _topup(_Row(row)), True
+    topup = _topup(_Row(row))
+    await notify.emit(
+        conn,
+        account_id,
+        "invoice.finalized",
+        {
+            "invoice_id": invoice_id,
+            "origin": origin,
+            "amount_due": amount,
+            "currency": "usd",
+            "topup_id": topup_id,
+        },
+        now,
+    )
+    return topup, True
 
 
 async def _earlier(
@@ -200,13 +216,16 @@ async def _earlier(
 
 
 async def record_charge(conn: AsyncConnection, topup_id: str, result: ChargeResult, now: datetime) -> Topup:
-    """Record the processor's answer. Idempotent: a settled top-up is returned unchanged."""
+    """Record the processor's answer: THE completion function of every path (the synchronous
+    charge, a re-read, the auto top-up job and the webhooks). Idempotent: a completed top-up
+    is returned unchanged, and a failed one changes only if the processor says the payment
+    succeeded after all (money was taken, so it is credited, exactly once by its ledger ref)."""
     first = await repo.get_topup(conn, topup_id)
     if first is None:
         raise NotFound(f"no top-up {topup_id!r}")
     balances = await ledger.lock(conn, [first.account_id])
     topup = _topup(await repo.get_topup(conn, topup_id))
-    if topup.status in ("completed", "failed"):
+    if topup.status == "completed" or (topup.status == "failed" and result.status != "succeeded"):
         return topup
     invoice = await repo.get_invoice(conn, topup.invoice_id)
     attempts = max(int(invoice.attempt_count), 1)
@@ -222,10 +241,10 @@ async def record_charge(conn: AsyncConnection, topup_id: str, result: ChargeResu
         await repo.update_topup(
             conn,
             topup.id,
-            ("created", "pending"),
+            ("created", "pending", "failed"),
             {
                 "status": "completed",
-                "payment_id": result.payment_id,
+                "payment_id": result.payment_id or topup.payment_id,
                 "client_secret": None,
                 "updated_at": now,
                 "completed_at": now,
@@ -244,8 +263,10 @@ async def record_charge(conn: AsyncConnection, topup_id: str, result: ChargeResu
             ("created", "pending"),
             {
                 "status": "pending",
-                "payment_id": result.payment_id,
-                "client_secret": result.client_secret,
+                "payment_id": result.payment_id or topup.payment_id,
+                "client_secret": result.client_secret or topup.client_secret,
+                "failure_code": result.failure_code,
+                "failure_message": result.failure_message,
                 "updated_at": now,
             },
         )
@@ -257,7 +278,7 @@ async def record_charge(conn: AsyncConnection, topup_id: str, result: ChargeResu
             ("created", "pending"),
             {
                 "status": "failed",
-                "payment_id": result.payment_id,
+                "payment_id": result.payment_id or topup.payment_id,
                 "client_secret": None,
                 "failure_code": result.failure_code or "payment_failed",
                 "failure_message": result.failure_message or "The payment failed.",
@@ -267,7 +288,10 @@ async def record_charge(conn: AsyncConnection, topup_id: str, result: ChargeResu
         await repo.update_invoice(
             conn, topup.invoice_id, {"status": "uncollectible", "attempt_count": attempts}
         )
-    return _topup(await repo.get_topup(conn, topup_id))
+    settled = _topup(await repo.get_topup(conn, topup_id))
+    if settled.status != topup.status:
+        await autotopup_state.topup_settled(conn, settled, topup.status, balances[topup.account_id], now)
+    return settled
 
 
 async def get_topup(conn: AsyncConnection, topup_id: str) -> Topup:
@@ -275,6 +299,11 @@ async def get_topup(conn: AsyncConnection, topup_id: str) -> Topup:
     if row is None:
         raise NotFound(f"no top-up {topup_id!r}")
     return _topup(row)
+
+
+async def list_topups(conn: AsyncConnection, account_id: str, *, limit: int) -> list[Topup]:
+    """Newest first."""
+    return [_topup(r) for r in await arepo.list_topups(conn, account_id, limit)]
 
 
 async def topup_for_invoice(conn: AsyncConnection, account_id: str, invoice_id: str) -> Topup:

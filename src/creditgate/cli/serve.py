@@ -11,7 +11,7 @@ from creditgate.config import Settings
 async def _run_jobs(svc: Services) -> None:
     """The periodic jobs in-process (CREDITGATE_RUN_JOBS, on by default): the embedded setup
     needs no separate `creditgate worker`. Safe with several processes."""
-    await jobs.run_forever(svc.db, svc.clock)
+    await jobs.run_forever(svc.db, svc.clock, processor=svc.processor)
 
 
 def make_app() -> FastAPI:

@@ -18,6 +18,8 @@ from creditgate.cli.runtime import emit, fail
 from creditgate.clock import system_clock
 from creditgate.config import Settings
 from creditgate.db import Database
+from creditgate.payments.factory import make_processor
+from creditgate.payments.gateway import CardProcessor
 
 log = logging.getLogger("creditgate.worker")
 
@@ -28,7 +30,8 @@ def worker(
     job: list[str] = typer.Option(None, "--job", help="Run only this job (repeatable)."),
     verbose: bool = typer.Option(False, "--verbose", "-v", help="Log debug detail."),
 ) -> None:
-    """Run the periodic jobs (webhook delivery, inbox retries, ...) until stopped."""
+    """Run the periodic jobs (auto top-ups, monthly statements, webhook delivery, inbox
+    retries, ...) until stopped."""
     logging.basicConfig(
         level=logging.DEBUG if verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
@@ -49,15 +52,16 @@ def worker(
         try:
             if settings.auto_migrate:
                 await prepare_database(db)
+            processor = make_processor(settings, db, system_clock)
             if once:
-                return await jobs.run_once(db, system_clock, names)
+                return await jobs.run_once(db, system_clock, names, processor=processor)
             log.info(
                 "worker started: database %s, jobs %s, every %ss",
                 db.dialect,
                 ", ".join(names or jobs.JOBS),
                 interval,
             )
-            await _until_stopped(db, names, interval)
+            await _until_stopped(db, names, interval, processor)
             log.info("worker stopped")
             return None
         finally:
@@ -70,7 +74,9 @@ def worker(
             raise typer.Exit(1)
 
 
-async def _until_stopped(db: Database, names: list[str] | None, interval: float) -> None:
+async def _until_stopped(
+    db: Database, names: list[str] | None, interval: float, processor: CardProcessor
+) -> None:
     """Passes every `interval` seconds until SIGINT/SIGTERM; a pass in flight is cancelled
     (its transaction rolls back, its leases expire)."""
     loop = asyncio.get_running_loop()
@@ -80,9 +86,9 @@ async def _until_stopped(db: Database, names: list[str] | None, interval: float)
 
     async def passes() -> None:
         if names is None:
-            await jobs.run_forever(db, system_clock, interval)
+            await jobs.run_forever(db, system_clock, interval, processor=processor)
         while True:
-            await jobs.run_once(db, system_clock, names)
+            await jobs.run_once(db, system_clock, names, processor=processor)
             await asyncio.sleep(interval)
 
     task = asyncio.create_task(passes())

@@ -23,6 +23,7 @@ from creditgate.money import to_cents_number
 
 router = APIRouter()
 WINDOWS = {"hour": timedelta(hours=1), "day": timedelta(days=1)}
+CREATED_BY = {"manual": "user", "auto": "auto_topup", "statement": "system"}
 
 
 def _seconds(moment: datetime) -> int:
@@ -50,7 +51,7 @@ def invoice_wire(svc: Services, invoice: Invoice) -> dict[str, Any]:
         "auto_advance": False,
         "attempt_count": invoice.attempt_count,
         "attempted": invoice.attempt_count > 0,
-        "created_by": "user" if invoice.origin == "manual" else "auto_topup",
+        "created_by": CREATED_BY.get(invoice.origin, "system"),
         "invoice_origin": invoice.origin,
     }
 
