@@ -97,10 +97,10 @@ def test_a_second_queued_auto_topup_is_refused_by_the_database(w: World) -> None
             async with db.write() as conn:
                 await conn.execute(
                     text(
-                        "INSERT INTO topups (id, account_id, invoice_id, amount, currency, origin, status, "
-                        "customer_id, payment_method_id, created_at, updated_at) SELECT 'tu_twin', account_id, "
-                        "invoice_id, amount, currency, origin, status, customer_id, payment_method_id, "
-                        "created_at, updated_at FROM topups WHERE id = :id"
+                        "INSERT INTO topups (id, account_id, invoice_id, amount, currency, origin, "
+                        "status, customer_id, payment_method_id, created_at, updated_at) "
+                        "SELECT 'tu_twin', account_id, invoice_id, amount, currency, origin, status, "
+                        "customer_id, payment_method_id, created_at, updated_at FROM topups WHERE id = :id"
                     ),
                     {"id": queued["id"]},
                 )

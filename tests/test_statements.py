@@ -118,7 +118,7 @@ def test_postpaid_statement_asks_for_usage_not_covered_by_credit(w: World) -> No
     with w.server.admin() as c:
         r = c.post(f"/admin/v1/accounts/{account}/invoices/{june.id}/mark-paid")
         assert r.status_code == 200, r.text
-    paid = [s for s in _statements(w, account) if s.id == june.id][0]
+    paid = next(s for s in _statements(w, account) if s.id == june.id)
     assert (paid.status, paid.amount_paid, paid.amount_remaining) == ("paid", 200, 0)
 
 

@@ -20,9 +20,8 @@ async def card_saved(
 ) -> Card:
     """Record a card the processor saved as the default, refresh its details if it was known
     (e.g. recorded from a webhook without them), and turn auto top-up back on."""
-    recorded = await service.record_card(
-        conn, account_id, processor=processor, customer=customer, card=card, now=now
-    )
+    await service.record_card(conn, account_id, processor=processor, customer=customer, card=card, now=now)
+    recorded = await service.get_card(conn, account_id, card.payment_method_id)  # as stored
     if (recorded.brand, recorded.last4) != (card.brand, card.last4) and card.last4:
         details = {
             "brand": card.brand,
