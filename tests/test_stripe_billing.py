@@ -159,7 +159,11 @@ def test_a_three_d_secure_topup_is_completed_by_the_webhook_once(
     assert same.status_code == 200 and same.json()["status"] == "duplicate"
     other = _post_event(w, "payment_intent.succeeded", event.data.object.to_dict())  # a new id, same payment
     assert other.status_code == 200 and other.json()["status"] == "processed"
+    late_failure = {**event.data.object.to_dict(), "last_payment_error": {"code": "card_declined"}}
+    out_of_order = _post_event(w, "payment_intent.payment_failed", late_failure)  # older news, arriving late
+    assert out_of_order.status_code == 200, out_of_order.text
     assert b.credit_balance(account_id=account).balance == 2000
+    assert topups_of(w, account)[0]["status"] == "completed"
     status = b.topup.status(account_id=account, payment_intent_id=pending.payment_intent_id)
     assert status.status == "completed"
     with w.server.admin() as c:
