@@ -101,7 +101,16 @@ async def sweep(conn: AsyncConnection, now: datetime, processor: str, *, limit: 
     return queued
 
 
+def _may_queue(row: Any, now: datetime, processor: str | None) -> bool:
+    waiting = row.next_attempt_at is not None and row.next_attempt_at > now
+    return not (
+        processor is None or row.pending_topup_id is not None or row.disabled_reason is not None or waiting
+    )
+
+
 async def _step_safely(conn: AsyncConnection, row: Any, now: datetime, processor: str | None) -> str | None:
+    if row.low_since is not None and not _may_queue(row, now, processor):
+        return None  # the common case under a low balance: nothing to write, no savepoint
     try:
         async with conn.begin_nested():
             return await _step(conn, row, now, processor)
@@ -128,8 +137,7 @@ async def _step(conn: AsyncConnection, row: Any, now: datetime, processor: str |
                 "auto_topup_enabled": row.disabled_reason is None,
             }
             await notify.emit(conn, account_id, "balance.low", payload, now)
-    waiting = row.next_attempt_at is not None and row.next_attempt_at > now
-    if processor is None or row.pending_topup_id is not None or row.disabled_reason is not None or waiting:
+    if processor is None or not _may_queue(row, now, processor):
         return None
     start, end = month_bounds(now)
     amount = int(row.amount)
