@@ -251,3 +251,17 @@ def test_no_card_disables_with_a_reason(w: World) -> None:
     save_card(w, account, "4242424242424242")
     w.run_jobs()
     assert sandbox_charges(w.url, account) == 1 and balance_cents(w, account) == 1000
+
+
+def test_a_debit_that_bypasses_the_hook_is_caught_by_the_job(w: World) -> None:
+    """Hold settlement and corrections debit without the usage route's hook: the job's sweep
+    queues the top-up instead, still once."""
+    account, _ = _funded(w)
+    with w.server.admin() as c:
+        r = c.post(f"/admin/v1/accounts/{account}/adjustments", json={"amount_cents": -200, "reason": "test"})
+        assert r.status_code == 201, r.text
+    assert topups_of(w, account) == [] and state(w, account)["state"] == "idle"
+    w.run_jobs()
+    w.run_jobs()
+    assert sandbox_charges(w.url, account) == 1 and balance_cents(w, account) == 1400
+    assert len(events(w, account, "balance.low")) == 1
