@@ -47,3 +47,27 @@ async def run_forever(db: Database, clock: Clock, interval: float = 5.0) -> None
     while True:
         await run_once(db, clock)
         await asyncio.sleep(interval)
+
+
+@job("expire_holds")
+async def expire_holds(db: Database, clock: Clock) -> int:
+    """Release holds past their TTL, in batches (two runners never take the same hold)."""
+    from creditgate.limits import service as limits
+
+    total = 0
+    for _ in range(100):  # bounded: at most 50,000 holds per pass
+        async with db.write() as conn:
+            done = await limits.expire(conn, clock(), batch=500)
+        total += done
+        if done < 500:
+            break
+    return total
+
+
+@job("prune_spend_buckets")
+async def prune_spend_buckets(db: Database, clock: Clock) -> int:
+    """Drop per-minute spend older than any spending-limit window can reach."""
+    from creditgate.limits import service as limits
+
+    async with db.write() as conn:
+        return await limits.prune_spend(conn, clock())

@@ -1,0 +1,175 @@
+"""SQL for enforcement. Only limits' own modules import this.
+
+`held` lives on the ledger's accounts row (the ledger never moves it; enforcement does, always
+with the account row locked first, so balance, held and the window state move together)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import and_, func, select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from creditgate.ledger.models import accounts
+from creditgate.limits.models import holds, limit_state, spend_buckets, spending_limits
+
+
+def _insert(conn: AsyncConnection, table: Any) -> Any:
+    return (postgresql if conn.dialect.name == "postgresql" else sqlite).insert(table)
+
+
+def _pg(conn: AsyncConnection) -> bool:
+    return conn.dialect.name == "postgresql"
+
+
+async def lock_account(conn: AsyncConnection, account_id: str) -> Any:
+    """Lock the account row (PostgreSQL FOR UPDATE; SQLite's writer already holds the database)
+    and read what enforcement needs. Every reader of window state runs after this lock."""
+    stmt = select(accounts.c.balance, accounts.c.held, accounts.c.credit_limit, accounts.c.mode).where(
+        accounts.c.id == account_id
+    )
+    if _pg(conn):
+        stmt = stmt.with_for_update()
+    return (await conn.execute(stmt)).first()
+
+
+async def hold_by_request(conn: AsyncConnection, account_id: str, request_id: str) -> Any:
+    stmt = select(holds).where(holds.c.account_id == account_id, holds.c.request_id == request_id)
+    return (await conn.execute(stmt)).first()
+
+
+async def limit_with_state(conn: AsyncConnection, account_id: str) -> Any:
+    """The account's limit joined with its window state (state columns None when absent)."""
+    stmt = (
+        select(
+            spending_limits.c.amount,
+            spending_limits.c.duration,
+            spending_limits.c.strategy,
+            limit_state.c.duration.label("state_duration"),
+            limit_state.c.strategy.label("state_strategy"),
+            limit_state.c.window_start,
+            limit_state.c.window_spend,
+        )
+        .select_from(
+            spending_limits.outerjoin(limit_state, limit_state.c.account_id == spending_limits.c.account_id)
+        )
+        .where(spending_limits.c.account_id == account_id)
+    )
+    return (await conn.execute(stmt)).first()
+
+
+async def sum_buckets(
+    conn: AsyncConnection, account_id: str, start: datetime, end: datetime | None = None
+) -> int:
+    cond = [spend_buckets.c.account_id == account_id, spend_buckets.c.bucket_start >= start]
+    if end is not None:
+        cond.append(spend_buckets.c.bucket_start < end)
+    stmt = select(func.coalesce(func.sum(spend_buckets.c.amount), 0)).where(and_(*cond))
+    return int((await conn.execute(stmt)).scalar_one())
+
+
+async def put_state(
+    conn: AsyncConnection, account_id: str, duration: str, strategy: str, start: datetime, spend: int
+) -> None:
+    values = {"duration": duration, "strategy": strategy, "window_start": start, "window_spend": spend}
+    stmt = _insert(conn, limit_state).values(account_id=account_id, **values)
+    stmt = stmt.on_conflict_do_update(index_elements=["account_id"], set_=values)
+    await conn.execute(stmt)
+
+
+async def insert_hold(conn: AsyncConnection, row: dict[str, Any]) -> None:
+    await conn.execute(holds.insert().values(**row))
+
+
+async def add_held(conn: AsyncConnection, account_id: str, delta: int) -> None:
+    await conn.execute(
+        accounts.update().where(accounts.c.id == account_id).values(held=accounts.c.held + delta)
+    )
+
+
+async def get_hold(conn: AsyncConnection, hold_id: str, *, lock: bool = False) -> Any:
+    stmt = select(holds).where(holds.c.id == hold_id)
+    if lock and _pg(conn):
+        stmt = stmt.with_for_update()
+    return (await conn.execute(stmt)).first()
+
+
+async def update_hold(conn: AsyncConnection, hold_id: str, values: dict[str, Any]) -> None:
+    await conn.execute(holds.update().where(holds.c.id == hold_id).values(**values))
+
+
+async def lock_expired(conn: AsyncConnection, now: datetime, limit: int) -> list[Any]:
+    """Open holds past their expiry, locked; rows another runner holds are skipped."""
+    stmt = (
+        select(holds.c.id, holds.c.account_id, holds.c.amount)
+        .where(holds.c.status == "open", holds.c.expires_at <= now)
+        .order_by(holds.c.expires_at)
+        .limit(limit)
+    )
+    if _pg(conn):
+        stmt = stmt.with_for_update(skip_locked=True)
+    return list(await conn.execute(stmt))
+
+
+async def mark_expired(conn: AsyncConnection, hold_ids: list[str], now: datetime) -> None:
+    await conn.execute(
+        holds.update()
+        .where(holds.c.id.in_(hold_ids), holds.c.status == "open")
+        .values(status="expired", closed_at=now)
+    )
+
+
+async def add_spend(conn: AsyncConnection, spent: dict[str, int], bucket: datetime) -> None:
+    """Add spend to each account's bucket and to its running window sum (when the bucket is in
+    the window the sum covers). Callers hold the accounts' row locks."""
+    ids = sorted(a for a, amount in spent.items() if amount > 0)
+    if not ids:
+        return
+    stmt = _insert(conn, spend_buckets)
+    stmt = stmt.on_conflict_do_update(
+        index_elements=["account_id", "bucket_start"],
+        set_={"amount": spend_buckets.c.amount + stmt.excluded.amount},
+    )
+    await conn.execute(stmt, [{"account_id": a, "bucket_start": bucket, "amount": spent[a]} for a in ids])
+    for account_id in ids:
+        await conn.execute(
+            limit_state.update()
+            .where(limit_state.c.account_id == account_id, limit_state.c.window_start <= bucket)
+            .values(window_spend=limit_state.c.window_spend + spent[account_id])
+        )
+
+
+async def first_bucket_reaching(conn: AsyncConnection, account_id: str, start: datetime, need: int) -> Any:
+    """The earliest bucket (from `start`) at which the running total of spend reaches `need`."""
+    running = func.sum(spend_buckets.c.amount).over(order_by=spend_buckets.c.bucket_start)
+    inner = (
+        select(spend_buckets.c.bucket_start, running.label("total"))
+        .where(spend_buckets.c.account_id == account_id, spend_buckets.c.bucket_start >= start)
+        .subquery()
+    )
+    stmt = select(inner.c.bucket_start).where(inner.c.total >= need).order_by(inner.c.bucket_start).limit(1)
+    return (await conn.execute(stmt)).scalar()
+
+
+async def earliest_open_expiry(conn: AsyncConnection, account_id: str) -> Any:
+    stmt = select(func.min(holds.c.expires_at)).where(
+        holds.c.account_id == account_id, holds.c.status == "open"
+    )
+    return (await conn.execute(stmt)).scalar()
+
+
+async def prune_buckets(conn: AsyncConnection, before: datetime) -> int:
+    result = await conn.execute(spend_buckets.delete().where(spend_buckets.c.bucket_start < before))
+    return int(result.rowcount)
+
+
+async def hold_totals(conn: AsyncConnection, account_id: str) -> tuple[int, int]:
+    """(sum of open hold amounts, sum of recorded overruns) for one account."""
+    open_sum = func.coalesce(func.sum(holds.c.amount).filter(holds.c.status == "open"), 0)
+    stmt = select(open_sum, func.coalesce(func.sum(holds.c.overrun), 0)).where(
+        holds.c.account_id == account_id
+    )
+    row = (await conn.execute(stmt)).one()
+    return int(row[0]), int(row[1])
