@@ -36,24 +36,40 @@ def test_worst_case_is_priced_from_the_catalog(server: support.LiveServer) -> No
     account = support.create_account(server)
     support.grant(server, account, 100)
     with server.admin() as c:
-        body = {"account_id": account, "request_id": "p", "model": "gpt-4o", "provider": "openai",
-                "max_input_tokens": 1000, "max_output_tokens": 500}
+        body = {
+            "account_id": account,
+            "request_id": "p",
+            "model": "gpt-4o",
+            "provider": "openai",
+            "max_input_tokens": 1000,
+            "max_output_tokens": 500,
+        }
         r = c.post("/v1/gateway/authorize", json=body)
         assert r.status_code == 200 and r.json()["allowed"] is True
         assert account_state(server, account)["held"] == GPT4O
         # settle with tokens: the usage is priced like a usage event, the rest released
-        done = c.post(f"/v1/gateway/holds/{r.json()['hold_id']}/settle",
-                      json={"input_tokens": 1000, "output_tokens": 100}).json()
+        done = c.post(
+            f"/v1/gateway/holds/{r.json()['hold_id']}/settle",
+            json={"input_tokens": 1000, "output_tokens": 100},
+        ).json()
     cost = usage_cost(1000, 100, 0, 2_500_000_000, 10_000_000_000, 1_250_000_000, 0)
     assert done["captured_usd"] is not None
-    assert account_state(server, account) == {"balance": cents(100) - cost, "held": 0, "open": 0, "overruns": 0}
+    assert account_state(server, account) == {
+        "balance": cents(100) - cost,
+        "held": 0,
+        "open": 0,
+        "overruns": 0,
+    }
 
 
 def test_insufficient_credit_is_denied_without_retry(server: support.LiveServer) -> None:
     account = support.create_account(server)
     support.grant(server, account, 2)
     with server.admin() as c:
-        assert authorize(c, account, "a", estimate="0.03") == {"allowed": False, "reason": "insufficient_credit"}
+        assert authorize(c, account, "a", estimate="0.03") == {
+            "allowed": False,
+            "reason": "insufficient_credit",
+        }
         assert authorize(c, account, "b", estimate="0.02")["allowed"] is True
         assert authorize(c, account, "c", estimate="0")["allowed"] is False  # nothing left, even for free
     assert account_state(server, account)["held"] == cents(2)
@@ -75,10 +91,17 @@ def test_void_releases_and_is_idempotent(server: support.LiveServer) -> None:
         for _ in range(2):
             r = c.post(f"/v1/gateway/holds/{hold['hold_id']}/void")
             assert r.status_code == 200 and r.json()["status"] == "voided"
-        assert c.post(f"/v1/gateway/holds/{hold['hold_id']}/settle", json={"cost_usd": "0.01"}).status_code == 409
+        assert (
+            c.post(f"/v1/gateway/holds/{hold['hold_id']}/settle", json={"cost_usd": "0.01"}).status_code
+            == 409
+        )
         assert authorize(c, account, "w", estimate="0.10")["allowed"] is True
-    assert account_state(server, account) == {"balance": cents(10), "held": cents(10), "open": cents(10),
-                                              "overruns": 0}
+    assert account_state(server, account) == {
+        "balance": cents(10),
+        "held": cents(10),
+        "open": cents(10),
+        "overruns": 0,
+    }
 
 
 def test_overrun_is_recorded_and_blocks_until_covered(server: support.LiveServer) -> None:
@@ -88,8 +111,12 @@ def test_overrun_is_recorded_and_blocks_until_covered(server: support.LiveServer
         hold = authorize(c, account, "o", estimate="0.02")
         done = settle(c, hold["hold_id"], cost="0.05")
         assert done["overrun_cents"] == 3 and done["captured_cents"] == 5
-        assert account_state(server, account) == {"balance": -cents(3), "held": 0, "open": 0,
-                                                  "overruns": cents(3)}
+        assert account_state(server, account) == {
+            "balance": -cents(3),
+            "held": 0,
+            "open": 0,
+            "overruns": cents(3),
+        }
         assert authorize(c, account, "n1", estimate="0.01")["reason"] == "insufficient_credit"
         support.grant(server, account, 3)
         assert authorize(c, account, "n2", estimate="0")["reason"] == "insufficient_credit"
@@ -102,8 +129,14 @@ def test_usage_without_a_hold_counts_against_balance_and_window(server: support.
     support.grant(server, account, 100)
     set_limit(server, account, 10)
     with server.admin() as c:
-        event = {"id": "u1", "account_id": account, "model": "gpt-4o", "input_tokens": 0,
-                 "output_tokens": 0, "cost_usd": "0.08"}
+        event = {
+            "id": "u1",
+            "account_id": account,
+            "model": "gpt-4o",
+            "input_tokens": 0,
+            "output_tokens": 0,
+            "cost_usd": "0.08",
+        }
         assert c.post("/v1/gateway/usage", json={"events": [event]}).json()["accepted"] == 1
         denied = authorize(c, account, "a", estimate="0.03")
         assert denied["reason"] == "spending_limit" and denied["retry_after_ms"] > 0
@@ -118,8 +151,14 @@ def test_settle_reuses_an_event_already_reported(server: support.LiveServer) -> 
     support.grant(server, account, 100)
     with server.admin() as c:
         hold = authorize(c, account, "dup", estimate="0.05")
-        event = {"id": "dup", "account_id": account, "model": "gpt-4o", "input_tokens": 0,
-                 "output_tokens": 0, "cost_usd": "0.04"}
+        event = {
+            "id": "dup",
+            "account_id": account,
+            "model": "gpt-4o",
+            "input_tokens": 0,
+            "output_tokens": 0,
+            "cost_usd": "0.04",
+        }
         assert c.post("/v1/gateway/usage", json={"events": [event]}).json()["accepted"] == 1
         done = settle(c, hold["hold_id"], cost="0.04")
         assert done["captured_cents"] == 4
@@ -157,15 +196,23 @@ def test_bad_input_is_a_clear_4xx(server: support.LiveServer) -> None:
         r = c.post("/v1/gateway/authorize", json={**base, "account_id": support.new_account_id()})
         assert r.status_code == 404
         hold = authorize(c, account, "ok")
-        for body, field in (({"input_tokens": "x"}, "input_tokens"), ({"cost_usd": 1}, "cost_usd"),
-                            ({"account_id": "other"}, "account_id"), ({"nope": 1}, "nope")):
+        for body, field in (
+            ({"input_tokens": "x"}, "input_tokens"),
+            ({"cost_usd": 1}, "cost_usd"),
+            ({"account_id": "other"}, "account_id"),
+            ({"nope": 1}, "nope"),
+        ):
             r = c.post(f"/v1/gateway/holds/{hold['hold_id']}/settle", json=body)
             assert r.status_code == 400 and r.json()["error"]["field"] == field, r.text
         assert c.post("/v1/gateway/holds/hold_nope/settle", json={"cost_usd": "0.01"}).status_code == 404
         assert c.post("/v1/gateway/holds/hold_nope/void").status_code == 404
         assert c.get(f"/v1/gateway/holds/{hold['hold_id']}").json()["status"] == "open"
-    assert account_state(server, account) == {"balance": cents(100), "held": cents(1), "open": cents(1),
-                                              "overruns": 0}
+    assert account_state(server, account) == {
+        "balance": cents(100),
+        "held": cents(1),
+        "open": cents(1),
+        "overruns": 0,
+    }
 
 
 def test_tokens_are_scoped(server: support.LiveServer) -> None:

@@ -77,8 +77,11 @@ def test_sliding_limit_frees_room_exactly_when_spend_leaves(
         denied = authorize(c, account, "c", estimate="0.50")
         # room for 50 cents appears when the 60 cents recorded in minute 12:00 leave: 12:01 next day
         leaves = datetime(2027, 3, 11, 12, 1, tzinfo=UTC)
-        assert denied == {"allowed": False, "reason": "spending_limit",
-                          "retry_after_ms": (leaves - clock()) // timedelta(milliseconds=1)}
+        assert denied == {
+            "allowed": False,
+            "reason": "spending_limit",
+            "retry_after_ms": (leaves - clock()) // timedelta(milliseconds=1),
+        }
         clock.now = leaves - timedelta(milliseconds=1)
         assert authorize(c, account, "d", estimate="0.50")["retry_after_ms"] == 1
         clock.now = leaves
@@ -137,8 +140,12 @@ def test_open_holds_count_and_expire(clocked: tuple[support.LiveServer, ManualCl
         late = settle(c, hold["hold_id"], cost="0.07")
         assert late["late"] is True and late["captured_cents"] == 7 and late["overrun_cents"] == 7
         assert c.post(f"/v1/gateway/holds/{hold['hold_id']}/void").status_code == 409
-    assert account_state(server, account) == {"balance": cents(93), "held": cents(5), "open": cents(5),
-                                              "overruns": cents(7)}
+    assert account_state(server, account) == {
+        "balance": cents(93),
+        "held": cents(5),
+        "open": cents(5),
+        "overruns": cents(7),
+    }
 
 
 def test_prune_keeps_what_windows_need(clocked: tuple[support.LiveServer, ManualClock]) -> None:

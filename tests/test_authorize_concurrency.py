@@ -1,0 +1,85 @@
+"""Zero overspend: many concurrent authorize calls from several processes against a server
+with two uvicorn worker processes, on PostgreSQL and SQLite. Exactly K are granted, never K+1."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from creditgate.money import cents
+from tests import support
+from tests.limits_support import (
+    account_state,
+    authorize,
+    authorize_from_processes,
+    set_limit,
+    settle,
+    uvicorn_workers,
+)
+
+
+@pytest.fixture(scope="module")
+def workers(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[support.LiveServer]:
+    with uvicorn_workers(database_url, tmp_path_factory.mktemp("workers"), workers=2) as live:
+        yield live
+
+
+def _bodies(account: str, prefix: str, n: int, estimate: str = "0.01") -> list[dict[str, object]]:
+    return [
+        {
+            "account_id": account,
+            "request_id": f"{prefix}-{i}",
+            "model": "gpt-4o",
+            "estimated_cost_usd": estimate,
+        }
+        for i in range(n)
+    ]
+
+
+def test_balance_for_exactly_k_grants_exactly_k(workers: support.LiveServer) -> None:
+    account = support.create_account(workers)
+    support.grant(workers, account, 37)
+    answers = authorize_from_processes(workers, _bodies(account, "bal", 128))
+    granted = [a for a in answers if a["allowed"]]
+    assert len(granted) == 37
+    assert {a["reason"] for a in answers if not a["allowed"]} == {"insufficient_credit"}
+    assert len({a["hold_id"] for a in granted}) == 37
+    assert account_state(workers, account) == {
+        "balance": cents(37),
+        "held": cents(37),
+        "open": cents(37),
+        "overruns": 0,
+    }
+
+
+def test_limit_for_exactly_k_grants_exactly_k(workers: support.LiveServer) -> None:
+    account = support.create_account(workers)
+    support.grant(workers, account, 10_000)
+    set_limit(workers, account, 41, "daily", "sliding")
+    answers = authorize_from_processes(workers, _bodies(account, "lim", 128))
+    assert sum(a["allowed"] for a in answers) == 41
+    assert {a["reason"] for a in answers if not a["allowed"]} == {"spending_limit"}
+    assert account_state(workers, account)["held"] == cents(41)
+
+
+def test_done_means_script(workers: support.LiveServer) -> None:
+    """150 cents of credit, a daily fixed limit of 100 cents, 300 concurrent 1-cent authorizes."""
+    account = support.create_account(workers)
+    support.grant(workers, account, 150)
+    set_limit(workers, account, 100, "daily", "fixed")
+    answers = authorize_from_processes(workers, _bodies(account, "dm", 300), processes=4, threads=24)
+    granted = [a for a in answers if a["allowed"]]
+    denied = [a for a in answers if not a["allowed"]]
+    assert len(granted) == 100 and len(denied) == 200
+    assert all(a["reason"] == "spending_limit" and a["retry_after_ms"] > 0 for a in denied)
+    with workers.admin() as c:
+        replay = authorize(c, account, granted[0]["request_id"])
+        assert replay["hold_id"] == granted[0]["hold_id"] and replay["replayed"] is True
+        for a in granted:
+            assert settle(c, a["hold_id"], cost="0.01")["captured_cents"] == 1
+        assert support.balance_units(workers, account) == cents(50)
+        after = authorize(c, account, "dm-next")
+        assert after["allowed"] is False and after["reason"] == "spending_limit"
+    assert account_state(workers, account) == {"balance": cents(50), "held": 0, "open": 0, "overruns": 0}
