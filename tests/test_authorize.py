@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from creditgate.money import UNITS_PER_CENT, cents, usage_cost
+from creditgate.money import cents, usage_cost
 from tests import support
 from tests.limits_support import account_state, authorize, set_limit, settle
 
@@ -230,4 +230,3 @@ def test_tokens_are_scoped(server: support.LiveServer) -> None:
     with server.client(read) as c:
         assert c.post("/v1/gateway/authorize", json={**body, "account_id": mine}).status_code == 403
     assert account_state(server, theirs)["held"] == cents(1)
-    assert UNITS_PER_CENT == cents(1)

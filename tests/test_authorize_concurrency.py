@@ -4,7 +4,6 @@ with two uvicorn worker processes, on PostgreSQL and SQLite. Exactly K are grant
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
