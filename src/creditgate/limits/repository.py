@@ -8,7 +8,8 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, func, select
+import orjson
+from sqlalchemy import and_, func, select, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -173,3 +174,37 @@ async def hold_totals(conn: AsyncConnection, account_id: str) -> tuple[int, int]
     )
     row = (await conn.execute(stmt)).one()
     return int(row[0]), int(row[1])
+
+
+_PG_AUTHORIZE = text(
+    "SELECT * FROM creditgate_authorize(:account, :request, :amount, :now, :expires, :hold_id, :model, "
+    ":provider, CAST(CAST(:metadata AS text) AS jsonb))"
+)
+
+
+async def pg_authorize(
+    conn: AsyncConnection,
+    *,
+    account_id: str,
+    request_id: str,
+    amount: int,
+    now: datetime,
+    expires_at: datetime,
+    hold_id: str,
+    model: str | None,
+    provider: str | None,
+    metadata: dict[str, Any] | None,
+) -> Any:
+    """The whole authorize decision in one statement (PostgreSQL function from 0004_holds)."""
+    params = {
+        "account": account_id,
+        "request": request_id,
+        "amount": amount,
+        "now": now,
+        "expires": expires_at,
+        "hold_id": hold_id,
+        "model": model,
+        "provider": provider,
+        "metadata": None if metadata is None else orjson.dumps(metadata).decode(),
+    }
+    return (await conn.execute(_PG_AUTHORIZE, params)).one()

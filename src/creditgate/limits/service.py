@@ -93,7 +93,13 @@ async def authorize(
     provider: str | None = None,
     metadata: dict[str, Any] | None = None,
 ) -> Decision:
-    """Grant and hold `amount`, or deny with a reason. The caller has checked the principal."""
+    """Grant and hold `amount`, or deny with a reason. The caller has checked the principal.
+    PostgreSQL runs the decision as one statement (function creditgate_authorize, the same
+    rules), so the account row lock is held for the shortest time; SQLite runs it here."""
+    if conn.dialect.name == "postgresql":
+        return await _authorize_pg(
+            conn, account_id, request_id, amount, now, ttl_seconds, model, provider, metadata
+        )
     account = await repo.lock_account(conn, account_id)
     if account is None:
         raise NotFound(f"no account {account_id!r}", field="account_id")
@@ -132,6 +138,51 @@ async def authorize(
     if amount:
         await repo.add_held(conn, account_id, amount)
     return Decision(allowed=True, hold=Hold.from_row(_Row(row)))
+
+
+async def _authorize_pg(
+    conn: AsyncConnection,
+    account_id: str,
+    request_id: str,
+    amount: int,
+    now: datetime,
+    ttl_seconds: int,
+    model: str | None,
+    provider: str | None,
+    metadata: dict[str, Any] | None,
+) -> Decision:
+    row: dict[str, Any] = {
+        "id": new_id("hold"),
+        "account_id": account_id,
+        "request_id": request_id,
+        "amount": amount,
+        "status": "open",
+        "model": model,
+        "provider": provider,
+        "created_at": now,
+        "expires_at": now + timedelta(seconds=ttl_seconds),
+    }
+    out = await repo.pg_authorize(
+        conn,
+        account_id=account_id,
+        request_id=request_id,
+        amount=amount,
+        now=now,
+        expires_at=row["expires_at"],
+        hold_id=row["id"],
+        model=model,
+        provider=provider,
+        metadata=metadata,
+    )
+    if out.o_outcome == "missing":
+        raise NotFound(f"no account {account_id!r}", field="account_id")
+    if out.o_outcome == "replayed":
+        existing = await repo.hold_by_request(conn, account_id, request_id)
+        return Decision(allowed=True, hold=Hold.from_row(existing), replayed=True)
+    if out.o_outcome == "denied":
+        return Decision(allowed=False, reason=out.o_reason, retry_after_ms=out.o_retry_after_ms)
+    row.update(remaining_credit=out.o_remaining_credit, remaining_limit=out.o_remaining_limit)
+    return Decision(allowed=True, hold=Hold(**row))
 
 
 class _Row:
