@@ -272,7 +272,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=4.0, help="measured seconds per phase")
     parser.add_argument("--connections", type=int, default=64)
     parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--pool", type=int, default=16, help="database pool size per worker")
+    parser.add_argument("--pool", type=int, default=32, help="database pool size per worker")
     parser.add_argument("--sqlite", action="store_true", help="also run against SQLite")
     parser.add_argument("--no-postgres", action="store_true")
     args = parser.parse_args()

@@ -91,7 +91,7 @@ async def authorize(request: Request, caller: Principal = Depends(principal)) ->
     svc = services(request)
     body = await read_json(request)
     now = svc.clock()
-    async with svc.db.write() as conn:
+    async with svc.db.single() as conn:  # authorize writes with one statement on PostgreSQL
         decision = await gate.authorize(
             conn, body, caller, svc.catalog, now, ttl_seconds=svc.settings.hold_ttl_seconds
         )

@@ -9,7 +9,7 @@ from datetime import datetime
 from typing import Any
 
 import orjson
-from sqlalchemy import and_, func, select, text
+from sqlalchemy import and_, func, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -176,10 +176,7 @@ async def hold_totals(conn: AsyncConnection, account_id: str) -> tuple[int, int]
     return int(row[0]), int(row[1])
 
 
-_PG_AUTHORIZE = text(
-    "SELECT * FROM creditgate_authorize(:account, :request, :amount, :now, :expires, :hold_id, :model, "
-    ":provider, CAST(CAST(:metadata AS text) AS jsonb))"
-)
+_PG_AUTHORIZE = "SELECT * FROM creditgate_authorize($1, $2, $3, $4, $5, $6, $7, $8, $9::text::jsonb)"
 
 
 async def pg_authorize(
@@ -196,15 +193,6 @@ async def pg_authorize(
     metadata: dict[str, Any] | None,
 ) -> Any:
     """The whole authorize decision in one statement (PostgreSQL function from 0004_holds)."""
-    params = {
-        "account": account_id,
-        "request": request_id,
-        "amount": amount,
-        "now": now,
-        "expires": expires_at,
-        "hold_id": hold_id,
-        "model": model,
-        "provider": provider,
-        "metadata": None if metadata is None else orjson.dumps(metadata).decode(),
-    }
-    return (await conn.execute(_PG_AUTHORIZE, params)).one()
+    metadata_json = None if metadata is None else orjson.dumps(metadata).decode()
+    args = (account_id, request_id, amount, now, expires_at, hold_id, model, provider, metadata_json)
+    return (await conn.exec_driver_sql(_PG_AUTHORIZE, args)).one()
