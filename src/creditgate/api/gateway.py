@@ -9,6 +9,7 @@ from fastapi.responses import Response
 
 from creditgate.accounts.principal import Principal
 from creditgate.api.auth import principal
+from creditgate.api.authorize_batch import AuthorizeBatcher
 from creditgate.api.responses import JSON, read_json, read_object
 from creditgate.api.state import services
 from creditgate.limits import service as limits
@@ -91,10 +92,19 @@ async def authorize(request: Request, caller: Principal = Depends(principal)) ->
     svc = services(request)
     body = await read_json(request)
     now = svc.clock()
-    async with svc.db.single() as conn:  # authorize writes with one statement on PostgreSQL
-        decision = await gate.authorize(
-            conn, body, caller, svc.catalog, now, ttl_seconds=svc.settings.hold_ttl_seconds
-        )
+    ttl = svc.settings.hold_ttl_seconds
+    if svc.db.is_sqlite:
+        async with svc.db.write() as conn:
+            decision = await gate.authorize(conn, body, caller, svc.catalog, now, ttl_seconds=ttl)
+        return JSON(decision_view(decision))
+    req = gate.prepare(body, caller)
+    if req.estimate is None:
+        async with svc.db.read() as conn:
+            await svc.catalog.refresh(conn)
+    batcher = svc.extras.get("authorize_batcher")
+    if batcher is None:
+        batcher = svc.extras["authorize_batcher"] = AuthorizeBatcher(svc.db)
+    decision = await batcher.submit(gate.hold_request(req, svc.catalog, now, ttl_seconds=ttl))
     return JSON(decision_view(decision))
 
 

@@ -196,3 +196,18 @@ async def pg_authorize(
     metadata_json = None if metadata is None else orjson.dumps(metadata).decode()
     args = (account_id, request_id, amount, now, expires_at, hold_id, model, provider, metadata_json)
     return (await conn.exec_driver_sql(_PG_AUTHORIZE, args)).one()
+
+
+_PG_AUTHORIZE_MANY = (
+    "SELECT * FROM creditgate_authorize_many($1::text[], $2::text[], $3::bigint[], $4::timestamptz[], "
+    "$5::timestamptz[], $6::text[], $7::text[], $8::text[], $9::text[])"
+)
+
+
+async def pg_authorize_many(conn: AsyncConnection, rows: list[dict[str, Any]]) -> list[Any]:
+    """Many authorize decisions in one statement, locking accounts in id order. Each result row
+    carries `o_index`, the 1-based position of its request."""
+    columns = ("account_id", "request_id", "amount", "created_at", "expires_at", "id", "model", "provider")
+    args: list[Any] = [[r[c] for r in rows] for c in columns]
+    args.append([None if r["metadata"] is None else orjson.dumps(r["metadata"]).decode() for r in rows])
+    return list(await conn.exec_driver_sql(_PG_AUTHORIZE_MANY, tuple(args)))

@@ -28,6 +28,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from creditgate.accounts.principal import Principal
 from creditgate.errors import Conflict, NotFound
 from creditgate.ids import new_id
+from creditgate.ledger import service as ledger
 from creditgate.limits import repository as repo
 from creditgate.limits import windows
 from creditgate.limits.windows import PERIODS
@@ -66,6 +67,20 @@ class Decision:
     reason: str | None = None  # insufficient_credit | spending_limit
     retry_after_ms: int | None = None
     replayed: bool = False
+
+
+@dataclass(frozen=True)
+class HoldRequest:
+    """One authorize, priced: what limits needs to decide it."""
+
+    account_id: str
+    request_id: str
+    amount: int
+    now: datetime
+    ttl_seconds: int
+    model: str | None = None
+    provider: str | None = None
+    metadata: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -151,17 +166,8 @@ async def _authorize_pg(
     provider: str | None,
     metadata: dict[str, Any] | None,
 ) -> Decision:
-    row: dict[str, Any] = {
-        "id": new_id("hold"),
-        "account_id": account_id,
-        "request_id": request_id,
-        "amount": amount,
-        "status": "open",
-        "model": model,
-        "provider": provider,
-        "created_at": now,
-        "expires_at": now + timedelta(seconds=ttl_seconds),
-    }
+    req = HoldRequest(account_id, request_id, amount, now, ttl_seconds, model, provider, metadata)
+    row = _new_hold_row(req)
     out = await repo.pg_authorize(
         conn,
         account_id=account_id,
@@ -174,15 +180,58 @@ async def _authorize_pg(
         provider=provider,
         metadata=metadata,
     )
+    return await _pg_decision(conn, row, out)
+
+
+def _new_hold_row(req: HoldRequest) -> dict[str, Any]:
+    return {
+        "id": new_id("hold"),
+        "account_id": req.account_id,
+        "request_id": req.request_id,
+        "amount": req.amount,
+        "status": "open",
+        "model": req.model,
+        "provider": req.provider,
+        "metadata": req.metadata,
+        "created_at": req.now,
+        "expires_at": req.now + timedelta(seconds=req.ttl_seconds),
+    }
+
+
+async def _pg_decision(conn: AsyncConnection, row: dict[str, Any], out: Any) -> Decision:
+    """Turn one creditgate_authorize result into a Decision."""
     if out.o_outcome == "missing":
-        raise NotFound(f"no account {account_id!r}", field="account_id")
+        raise NotFound(f"no account {row['account_id']!r}", field="account_id")
     if out.o_outcome == "replayed":
-        existing = await repo.hold_by_request(conn, account_id, request_id)
+        existing = await repo.hold_by_request(conn, row["account_id"], row["request_id"])
         return Decision(allowed=True, hold=Hold.from_row(existing), replayed=True)
     if out.o_outcome == "denied":
         return Decision(allowed=False, reason=out.o_reason, retry_after_ms=out.o_retry_after_ms)
-    row.update(remaining_credit=out.o_remaining_credit, remaining_limit=out.o_remaining_limit)
-    return Decision(allowed=True, hold=Hold(**row))
+    fields = {k: v for k, v in row.items() if k in Hold.__dataclass_fields__}
+    hold = Hold(**fields, remaining_credit=out.o_remaining_credit, remaining_limit=out.o_remaining_limit)
+    return Decision(allowed=True, hold=hold)
+
+
+async def authorize_many(conn: AsyncConnection, requests: list[HoldRequest]) -> list[Decision | NotFound]:
+    """Decide many requests at once (one statement on PostgreSQL, accounts locked in id order).
+    Returns, per request, its Decision or the NotFound for an unknown account."""
+    if conn.dialect.name != "postgresql":
+        results: list[Decision | NotFound] = []
+        for req in requests:
+            try:
+                results.append(await authorize(conn, **req.__dict__))
+            except NotFound as exc:
+                results.append(exc)
+        return results
+    rows = [_new_hold_row(req) for req in requests]
+    outs = {out.o_index: out for out in await repo.pg_authorize_many(conn, rows)}
+    decided: list[Decision | NotFound] = []
+    for index, row in enumerate(rows, start=1):
+        try:
+            decided.append(await _pg_decision(conn, row, outs[index]))
+        except NotFound as exc:
+            decided.append(exc)
+    return decided
 
 
 class _Row:
@@ -308,6 +357,7 @@ async def expire(conn: AsyncConnection, now: datetime, batch: int = 500) -> int:
     released: dict[str, int] = {}
     for r in rows:
         released[r.account_id] = released.get(r.account_id, 0) + int(r.amount)
+    await ledger.lock(conn, released)  # id order, like every other multi-account writer
     for account_id in sorted(released):
         if released[account_id]:
             await repo.add_held(conn, account_id, -released[account_id])

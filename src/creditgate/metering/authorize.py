@@ -126,6 +126,30 @@ def worst_case(req: AuthorizeRequest, catalog: PriceCatalog, now: datetime) -> t
     return cost, price.provider
 
 
+def hold_request(
+    req: AuthorizeRequest, catalog: PriceCatalog, now: datetime, *, ttl_seconds: int
+) -> limits.HoldRequest:
+    """Price a parsed request (the catalog must be fresh when it carries no estimate)."""
+    amount, provider = worst_case(req, catalog, now)
+    return limits.HoldRequest(
+        account_id=req.account_id,
+        request_id=req.request_id,
+        amount=amount,
+        now=now,
+        ttl_seconds=ttl_seconds,
+        model=req.model,
+        provider=provider,
+        metadata=req.metadata,
+    )
+
+
+def prepare(raw: Any, principal: Principal) -> AuthorizeRequest:
+    """Parse an authorize body and check the caller may act for its account."""
+    req = parse_authorize(raw)
+    principal.require("gateway", req.account_id)
+    return req
+
+
 async def authorize(
     conn: AsyncConnection,
     raw: Any,
@@ -136,22 +160,10 @@ async def authorize(
     ttl_seconds: int,
 ) -> limits.Decision:
     """Parse, check the caller, price, and ask limits for a hold, in the caller's transaction."""
-    req = parse_authorize(raw)
-    principal.require("gateway", req.account_id)
+    req = prepare(raw, principal)
     if req.estimate is None:
         await catalog.refresh(conn)
-    amount, provider = worst_case(req, catalog, now)
-    return await limits.authorize(
-        conn,
-        account_id=req.account_id,
-        request_id=req.request_id,
-        amount=amount,
-        now=now,
-        ttl_seconds=ttl_seconds,
-        model=req.model,
-        provider=provider,
-        metadata=req.metadata,
-    )
+    return await limits.authorize(conn, **hold_request(req, catalog, now, ttl_seconds=ttl_seconds).__dict__)
 
 
 SETTLE_FIELDS = frozenset(

@@ -129,6 +129,28 @@ $fn$;
 """
 
 
+# Many authorizes in one statement (a worker's batch of concurrent requests), in account-id
+# order so that concurrent batches lock accounts in the same order and never deadlock.
+AUTHORIZE_MANY_FN = """
+CREATE OR REPLACE FUNCTION creditgate_authorize_many(
+    p_accounts text[], p_requests text[], p_amounts bigint[], p_now timestamptz[], p_expires timestamptz[],
+    p_hold_ids text[], p_models text[], p_providers text[], p_metadata text[])
+RETURNS TABLE (o_index int, o_outcome text, o_reason text, o_retry_after_ms bigint,
+               o_remaining_credit bigint, o_remaining_limit bigint)
+LANGUAGE plpgsql AS $fn$
+DECLARE
+    i int;
+BEGIN
+    FOR i IN SELECT s.i FROM generate_subscripts(p_accounts, 1) AS s(i) ORDER BY p_accounts[s.i], s.i LOOP
+        RETURN QUERY SELECT i, a.* FROM creditgate_authorize(
+            p_accounts[i], p_requests[i], p_amounts[i], p_now[i], p_expires[i], p_hold_ids[i], p_models[i],
+            p_providers[i], p_metadata[i]::jsonb) AS a;
+    END LOOP;
+END
+$fn$;
+"""
+
+
 def upgrade() -> None:
     op.create_table(
         "holds",
@@ -172,10 +194,12 @@ def upgrade() -> None:
     )
     if op.get_bind().dialect.name == "postgresql":
         op.execute(AUTHORIZE_FN)
+        op.execute(AUTHORIZE_MANY_FN)
 
 
 def downgrade() -> None:
     if op.get_bind().dialect.name == "postgresql":
+        op.execute("DROP FUNCTION IF EXISTS creditgate_authorize_many")
         op.execute("DROP FUNCTION IF EXISTS creditgate_authorize")
     op.drop_table("limit_state")
     op.drop_table("spend_buckets")
