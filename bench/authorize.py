@@ -261,6 +261,8 @@ def run_backend(name: str, url: str, data_dir: Path, args: argparse.Namespace) -
             ("authorize, one hot account", lambda r: "hot", False),
             ("authorize+settle, one hot account", lambda r: "hot", True),
         ]:
+            if args.only and args.only not in label:
+                continue
             results[label] = measure(label, port, args, pick, pairs)
     for label, rps in results.items():
         print(f"ratio to bare FastAPI  {label:36s} {rps / bare_rps:6.1%}")
@@ -275,6 +277,7 @@ def main() -> None:
     parser.add_argument("--pool", type=int, default=32, help="database pool size per worker")
     parser.add_argument("--sqlite", action="store_true", help="also run against SQLite")
     parser.add_argument("--no-postgres", action="store_true")
+    parser.add_argument("--only", help="run only the phases whose label contains this text")
     args = parser.parse_args()
     print(f"creditgate authorize bench, {datetime.now(UTC):%Y-%m-%d %H:%M} UTC, {os.cpu_count()} CPUs, "
           f"load average {os.getloadavg()[0]:.2f} at start", flush=True)

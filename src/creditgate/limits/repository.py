@@ -9,7 +9,7 @@ from datetime import datetime
 from typing import Any
 
 import orjson
-from sqlalchemy import and_, func, select
+from sqlalchemy import and_, bindparam, func, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -122,24 +122,40 @@ async def mark_expired(conn: AsyncConnection, hold_ids: list[str], now: datetime
     )
 
 
+_SPEND_SQL: dict[str, tuple[Any, Any]] = {}
+
+
+def _spend_statements(conn: AsyncConnection) -> tuple[Any, Any]:
+    """The bucket upsert and running-sum update, built once per dialect (they run on every
+    ingest batch and settle)."""
+    name = conn.dialect.name
+    if name not in _SPEND_SQL:
+        upsert = _insert(conn, spend_buckets)
+        upsert = upsert.on_conflict_do_update(
+            index_elements=["account_id", "bucket_start"],
+            set_={"amount": spend_buckets.c.amount + upsert.excluded.amount},
+        )
+        bump = (
+            limit_state.update()
+            .where(
+                limit_state.c.account_id == bindparam("a"),
+                limit_state.c.window_start <= bindparam("bucket"),
+            )
+            .values(window_spend=limit_state.c.window_spend + bindparam("x"))
+        )
+        _SPEND_SQL[name] = (upsert, bump)
+    return _SPEND_SQL[name]
+
+
 async def add_spend(conn: AsyncConnection, spent: dict[str, int], bucket: datetime) -> None:
     """Add spend to each account's bucket and to its running window sum (when the bucket is in
     the window the sum covers). Callers hold the accounts' row locks."""
     ids = sorted(a for a, amount in spent.items() if amount > 0)
     if not ids:
         return
-    stmt = _insert(conn, spend_buckets)
-    stmt = stmt.on_conflict_do_update(
-        index_elements=["account_id", "bucket_start"],
-        set_={"amount": spend_buckets.c.amount + stmt.excluded.amount},
-    )
-    await conn.execute(stmt, [{"account_id": a, "bucket_start": bucket, "amount": spent[a]} for a in ids])
-    for account_id in ids:
-        await conn.execute(
-            limit_state.update()
-            .where(limit_state.c.account_id == account_id, limit_state.c.window_start <= bucket)
-            .values(window_spend=limit_state.c.window_spend + spent[account_id])
-        )
+    upsert, bump = _spend_statements(conn)
+    await conn.execute(upsert, [{"account_id": a, "bucket_start": bucket, "amount": spent[a]} for a in ids])
+    await conn.execute(bump, [{"a": a, "bucket": bucket, "x": spent[a]} for a in ids])
 
 
 async def first_bucket_reaching(conn: AsyncConnection, account_id: str, start: datetime, need: int) -> Any:

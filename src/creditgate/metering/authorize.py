@@ -222,10 +222,13 @@ async def settle(
         first = result.rejected[0]
         raise ValidationError(str(first["error"]), field=first.get("field"))
     event_id = str(event["id"])
-    stored = await repo.list_events(conn, hold.account_id, limit=1, event_ids=[event_id])
-    if result.accepted == 0 and stored and stored[0].hold_id not in (None, hold.id):
-        raise Conflict(f"event {event_id!r} already settled another hold", field="id")
-    captured = int(stored[0].cost) if stored else 0
+    if result.accepted:
+        captured = result.charged.get(hold.account_id, 0)
+    else:  # the event id was already stored (reported as usage earlier): charge nothing again
+        stored = await repo.list_events(conn, hold.account_id, limit=1, event_ids=[event_id])
+        if stored and stored[0].hold_id not in (None, hold.id):
+            raise Conflict(f"event {event_id!r} already settled another hold", field="id")
+        captured = int(stored[0].cost) if stored else 0
     return Settlement(
         await limits.finish_settle(conn, hold, captured=captured, event_id=event_id, now=now), False
     )
