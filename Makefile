@@ -15,7 +15,7 @@ serve: $(STAMP)
 	$(BIN)/creditgate serve
 
 lint: $(STAMP)
-	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff check src tests $(wildcard bench)
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 

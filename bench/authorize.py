@@ -34,7 +34,7 @@ from typing import Any
 import orjson
 from fastapi import FastAPI, Request
 
-TOKEN = "bench-operator-token"  # noqa: S105 - a throwaway token for a loopback-only bench
+TOKEN = "bench-operator-token"  # a throwaway token for a loopback-only bench
 PG_ADMIN = os.environ.get("CREDITGATE_BENCH_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
 ACCOUNTS = 10_000
 MAX_REQUESTS_PER_CONNECTION = 200_000
@@ -127,7 +127,9 @@ async def _load(port: int, seconds: float, connections: int, pick: Any, pairs: b
     stats = Stats()
     start = time.perf_counter()
     deadline = start + seconds
-    await asyncio.gather(*[_connection(port, deadline, pick, pairs, stats, 1000 + i) for i in range(connections)])
+    await asyncio.gather(
+        *[_connection(port, deadline, pick, pairs, stats, 1000 + i) for i in range(connections)]
+    )
     return stats, time.perf_counter() - start
 
 
@@ -157,9 +159,27 @@ def free_port() -> int:
 @contextmanager
 def uvicorn(app: str, workers: int, env: dict[str, str], factory: bool = False) -> Any:
     port = free_port()
-    cmd = [sys.executable, "-m", "uvicorn", app, "--host", "127.0.0.1", "--port", str(port), "--workers",
-           str(workers), "--loop", "uvloop", "--http", "httptools", "--no-access-log", "--log-level", "warning",
-           "--app-dir", str(Path(__file__).parent)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "uvicorn",
+        app,
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--workers",
+        str(workers),
+        "--loop",
+        "uvloop",
+        "--http",
+        "httptools",
+        "--no-access-log",
+        "--log-level",
+        "warning",
+        "--app-dir",
+        str(Path(__file__).parent),
+    ]
     if factory:
         cmd.append("--factory")
     proc = subprocess.Popen(cmd, env={**os.environ, **env}, start_new_session=True)
@@ -209,10 +229,32 @@ async def populate(url: str) -> list[str]:
         now = datetime.now(UTC)
         ids = ["hot"] + [f"acct_{i:05d}" for i in range(ACCOUNTS)]
         credit = {"hot": cents(10_000_000)}
-        rows = [dict(id=a, name=a, currency="USD", mode="prepaid", credit_limit=0,
-                     balance=credit.get(a, cents(100_000)), held=0, created_at=now) for a in ids]
-        entries = [dict(account_id=r["id"], kind="grant", amount=r["balance"], balance_after=r["balance"],
-                        ref="bench", reason="bench", expires_at=None, created_at=now) for r in rows]
+        rows = [
+            dict(
+                id=a,
+                name=a,
+                currency="USD",
+                mode="prepaid",
+                credit_limit=0,
+                balance=credit.get(a, cents(100_000)),
+                held=0,
+                created_at=now,
+            )
+            for a in ids
+        ]
+        entries = [
+            dict(
+                account_id=r["id"],
+                kind="grant",
+                amount=r["balance"],
+                balance_after=r["balance"],
+                ref="bench",
+                reason="bench",
+                expires_at=None,
+                created_at=now,
+            )
+            for r in rows
+        ]
         async with db.write() as conn:
             await conn.execute(insert(accounts), rows)
             await conn.execute(insert(ledger_entries), entries)
@@ -231,9 +273,14 @@ async def check_books(url: str) -> str:
     db = Database(url, pool_size=2)
     try:
         async with db.read() as conn:
-            bad = (await conn.execute(text(
-                "SELECT count(*) FROM accounts a WHERE a.held <> (SELECT coalesce(sum(amount), 0) "
-                "FROM holds h WHERE h.account_id = a.id AND h.status = 'open')"))).scalar_one()
+            bad = (
+                await conn.execute(
+                    text(
+                        "SELECT count(*) FROM accounts a WHERE a.held <> (SELECT coalesce(sum(amount), 0) "
+                        "FROM holds h WHERE h.account_id = a.id AND h.status = 'open')"
+                    )
+                )
+            ).scalar_one()
             report = await reconcile_report(conn)
         return f"accounts with held != open holds: {bad}; ledger reconciles: {report['ok']}"
     finally:
@@ -245,11 +292,18 @@ def run_backend(name: str, url: str, data_dir: Path, args: argparse.Namespace) -
 
     url = normalize_database_url(url)
     ids = asyncio.run(populate(url))
-    env = {"CREDITGATE_DATABASE_URL": url, "CREDITGATE_DATA_DIR": str(data_dir),
-           "CREDITGATE_ADMIN_TOKEN": TOKEN, "CREDITGATE_RUN_JOBS": "false",
-           "CREDITGATE_DB_POOL_SIZE": str(args.pool)}
-    print(f"\n== {name}: {args.workers} uvicorn workers, {args.connections} connections, "
-          f"{args.seconds:g} s per phase (after 1 s warm-up)", flush=True)
+    env = {
+        "CREDITGATE_DATABASE_URL": url,
+        "CREDITGATE_DATA_DIR": str(data_dir),
+        "CREDITGATE_ADMIN_TOKEN": TOKEN,
+        "CREDITGATE_RUN_JOBS": "false",
+        "CREDITGATE_DB_POOL_SIZE": str(args.pool),
+    }
+    print(
+        f"\n== {name}: {args.workers} uvicorn workers, {args.connections} connections, "
+        f"{args.seconds:g} s per phase (after 1 s warm-up)",
+        flush=True,
+    )
     with uvicorn("authorize:bare", args.workers, {}) as port:
         bare_rps = measure("bare FastAPI POST (JSON in, dict out)", port, args, lambda r: "x", False)
     others = ids[1:]
@@ -279,8 +333,11 @@ def main() -> None:
     parser.add_argument("--no-postgres", action="store_true")
     parser.add_argument("--only", help="run only the phases whose label contains this text")
     args = parser.parse_args()
-    print(f"creditgate authorize bench, {datetime.now(UTC):%Y-%m-%d %H:%M} UTC, {os.cpu_count()} CPUs, "
-          f"load average {os.getloadavg()[0]:.2f} at start", flush=True)
+    print(
+        f"creditgate authorize bench, {datetime.now(UTC):%Y-%m-%d %H:%M} UTC, {os.cpu_count()} CPUs, "
+        f"load average {os.getloadavg()[0]:.2f} at start",
+        flush=True,
+    )
     with tempfile.TemporaryDirectory(prefix="cg-bench-") as tmp:
         if not args.no_postgres:
             name = f"creditgate_bench_{os.getpid()}"

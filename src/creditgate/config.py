@@ -60,6 +60,12 @@ class Settings:
     run_jobs: bool = True
     public_url: str | None = None
     topup_config_api_writes: bool = True
+    # Stripe (CREDITGATE_PAYMENTS=stripe). The key and signing secret are never printed: they
+    # are left out of repr() and never logged.
+    stripe_api_key: str | None = field(default=None, repr=False)
+    stripe_webhook_secret: str | None = field(default=None, repr=False)
+    stripe_api_base: str | None = None
+    stripe_max_network_retries: int = 2
     extra: dict[str, str] = field(default_factory=dict)
 
     @classmethod
@@ -79,7 +85,30 @@ class Settings:
             run_jobs=_bool("CREDITGATE_RUN_JOBS", True),
             public_url=os.environ.get("CREDITGATE_PUBLIC_URL") or None,
             topup_config_api_writes=_bool("CREDITGATE_TOPUP_CONFIG_API_WRITES", True),
-        )
+            stripe_api_key=os.environ.get("CREDITGATE_STRIPE_API_KEY") or None,
+            stripe_webhook_secret=os.environ.get("CREDITGATE_STRIPE_WEBHOOK_SECRET") or None,
+            stripe_api_base=os.environ.get("CREDITGATE_STRIPE_API_BASE") or None,
+            stripe_max_network_retries=_int("CREDITGATE_STRIPE_MAX_NETWORK_RETRIES", 2),
+        ).checked()
+
+    def checked(self) -> Settings:
+        """Fail fast on settings that cannot work together (never echoing a secret)."""
+        if self.payments not in ("sandbox", "stripe"):
+            raise ValueError(f"CREDITGATE_PAYMENTS must be sandbox or stripe, not {self.payments!r}")
+        if self.payments == "stripe":
+            missing = [
+                name
+                for name, value in (
+                    ("CREDITGATE_STRIPE_API_KEY", self.stripe_api_key),
+                    ("CREDITGATE_STRIPE_WEBHOOK_SECRET", self.stripe_webhook_secret),
+                )
+                if not value
+            ]
+            if missing:
+                raise ValueError(f"CREDITGATE_PAYMENTS=stripe needs {' and '.join(missing)}")
+        if self.stripe_max_network_retries < 0:
+            raise ValueError("CREDITGATE_STRIPE_MAX_NETWORK_RETRIES must be >= 0")
+        return self
 
     @property
     def is_sqlite(self) -> bool:

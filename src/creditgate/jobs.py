@@ -8,8 +8,10 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 
+from creditgate.billing import inbox
 from creditgate.clock import Clock
 from creditgate.db import Database
+from creditgate.notify import delivery
 
 log = logging.getLogger("creditgate.jobs")
 
@@ -36,6 +38,8 @@ async def run_once(db: Database, clock: Clock, names: list[str] | None = None) -
             continue
         try:
             done[name] = await fn(db, clock)
+            if done[name]:
+                log.info("job %s handled %d item(s)", name, done[name])
         except Exception:
             log.exception("job %s failed; it will run again next pass", name)
             done[name] = -1
@@ -71,3 +75,30 @@ async def prune_spend_buckets(db: Database, clock: Clock) -> int:
 
     async with db.write() as conn:
         return await limits.prune_spend(conn, clock())
+
+
+@job("deliver_webhooks")
+async def deliver_webhooks(db: Database, clock: Clock, *, batch: int = 32, max_batches: int = 20) -> int:
+    """Send due outgoing webhooks: claim a batch under a lease (committed), POST them, then
+    record every attempt and schedule retries. Keeps going while batches come back full."""
+    sent = 0
+    for _ in range(max_batches):
+        async with db.write() as conn:
+            claimed = await delivery.claim(conn, clock(), limit=batch)
+        if not claimed:
+            break
+        results = await delivery.send_all(claimed, clock)
+        async with db.write() as conn:
+            for item, result in zip(claimed, results, strict=True):
+                await delivery.record(conn, item, result, clock())
+        sent += len(claimed)
+        if len(claimed) < batch:
+            break
+    return sent
+
+
+@job("webhook_inbox")
+async def retry_webhook_inbox(db: Database, clock: Clock) -> int:
+    """Dispatch again the incoming processor events whose handler failed."""
+    async with db.write() as conn:
+        return await inbox.retry_due(conn, clock())

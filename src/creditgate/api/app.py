@@ -10,7 +10,7 @@ from typing import Any
 
 from fastapi import FastAPI
 
-from creditgate.api import admin, errors, gateway
+from creditgate.api import admin, admin_webhooks, errors, gateway, webhooks
 from creditgate.api.state import Services
 from creditgate.clock import Clock, system_clock
 from creditgate.config import Settings
@@ -62,6 +62,8 @@ def create_app(
     errors.install(app)
     app.include_router(admin.router)
     app.include_router(gateway.router)
+    app.include_router(admin_webhooks.router)
+    app.include_router(webhooks.router)
 
     @app.get("/healthz")
     async def healthz() -> dict[str, str]:

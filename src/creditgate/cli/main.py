@@ -11,6 +11,7 @@ from creditgate.accounts import service as accounts
 from creditgate.api.admin import parse_expiry
 from creditgate.api.views import account_view, entry_view, token_view
 from creditgate.billing.reconcile import reconcile_report
+from creditgate.cli import worker as worker_cli
 from creditgate.cli.runtime import emit, fail, run
 from creditgate.clock import system_clock
 from creditgate.config import Settings
@@ -30,6 +31,7 @@ app.add_typer(accounts_app, name="accounts")
 app.add_typer(tokens_app, name="tokens")
 app.add_typer(credits_app, name="credits")
 app.add_typer(prices_app, name="prices")
+app.command("worker")(worker_cli.worker)
 
 
 @app.command()

@@ -67,7 +67,12 @@ class SetupSession:
 @dataclass(frozen=True)
 class ProcessorEvent:
     """A verified webhook, normalised. `type` is one of: payment.succeeded, payment.failed,
-    payment.requires_action, refund.succeeded, card.saved, other."""
+    payment.requires_action, refund.succeeded, card.saved, invoice.paid, other.
+
+    The optional trailing fields are facts a handler may need without knowing the processor:
+    the id of the object the event is about (pi_, re_, seti_, in_...), its customer, its
+    amount in cents (for refund.succeeded: the amount refunded by this refund), the saved
+    PaymentMethod (card.saved) and the decline code (payment.failed)."""
 
     id: str
     type: str
@@ -75,10 +80,20 @@ class ProcessorEvent:
     metadata: Mapping[str, str]
     failure_message: str | None = None
     raw_type: str = ""
+    object_id: str | None = None
+    customer_id: str | None = None
+    amount_cents: int | None = None
+    payment_method_id: str | None = None
+    failure_code: str | None = None
 
 
 class WebhookSignatureError(Exception):
     """The webhook's signature did not verify; answer 400 and process nothing."""
+
+
+class ProcessorUnavailable(Exception):
+    """The processor could not be reached or answered with a server error: the outcome of the
+    call is unknown. Retry later with the same idempotency key (never a new one)."""
 
 
 class CardProcessor(Protocol):

@@ -1,0 +1,92 @@
+"""`creditgate worker`: the periodic jobs alone, without the HTTP service (run one or more
+next to `creditgate serve --no-jobs` setups, or as the only job runner). Jobs are safe with
+several workers at once; a worker stopped mid-pass loses nothing (leases expire, work is
+taken again)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+
+import typer
+
+from creditgate import jobs
+from creditgate.api.app import prepare_database
+from creditgate.cli.runtime import emit, fail
+from creditgate.clock import system_clock
+from creditgate.config import Settings
+from creditgate.db import Database
+
+log = logging.getLogger("creditgate.worker")
+
+
+def worker(
+    interval: float = typer.Option(5.0, help="Seconds between passes."),
+    once: bool = typer.Option(False, "--once", help="Run one pass, print what each job did, and exit."),
+    job: list[str] = typer.Option(None, "--job", help="Run only this job (repeatable)."),
+    verbose: bool = typer.Option(False, "--verbose", "-v", help="Log debug detail."),
+) -> None:
+    """Run the periodic jobs (webhook delivery, inbox retries, ...) until stopped."""
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    if interval <= 0:
+        fail("--interval must be > 0", 2)
+    names = list(job) if job else None
+    unknown = sorted(set(names or ()) - set(jobs.JOBS))
+    if unknown:
+        fail(f"unknown job(s): {', '.join(unknown)}; known: {', '.join(jobs.JOBS)}", 2)
+    try:
+        settings = Settings.from_env()
+    except ValueError as exc:
+        fail(str(exc), 2)
+
+    async def main() -> dict[str, int] | None:
+        db = Database(settings.database_url, pool_size=4)
+        try:
+            if settings.auto_migrate:
+                await prepare_database(db)
+            if once:
+                return await jobs.run_once(db, system_clock, names)
+            log.info(
+                "worker started: database %s, jobs %s, every %ss",
+                db.dialect,
+                ", ".join(names or jobs.JOBS),
+                interval,
+            )
+            await _until_stopped(db, names, interval)
+            log.info("worker stopped")
+            return None
+        finally:
+            await db.dispose()
+
+    result = asyncio.run(main())
+    if result is not None:
+        emit(result)
+        if any(count < 0 for count in result.values()):
+            raise typer.Exit(1)
+
+
+async def _until_stopped(db: Database, names: list[str] | None, interval: float) -> None:
+    """Passes every `interval` seconds until SIGINT/SIGTERM; a pass in flight is cancelled
+    (its transaction rolls back, its leases expire)."""
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+
+    async def passes() -> None:
+        if names is None:
+            await jobs.run_forever(db, system_clock, interval)
+        while True:
+            await jobs.run_once(db, system_clock, names)
+            await asyncio.sleep(interval)
+
+    task = asyncio.create_task(passes())
+    await stop.wait()
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
