@@ -178,6 +178,12 @@ def test_bad_input_is_a_clear_4xx(server: support.LiveServer) -> None:
         ({**base, "estimated_cost_usd": "-1"}, "estimated_cost_usd"),
         ({**base, "estimated_cost_usd": "abc"}, "estimated_cost_usd"),
         ({**base, "estimated_cost_usd": "1e400"}, "estimated_cost_usd"),
+        ({**base, "estimated_cost_usd": "9000000000"}, "estimated_cost_usd"),
+        ({**base, "estimated_cost_usd": "0.0000000001"}, "estimated_cost_usd"),
+        (
+            {**base, "estimated_cost_usd": None, "provider": "openai", "max_output_tokens": 10**12},
+            "max_output_tokens",
+        ),
         ({k: v for k, v in base.items() if k != "estimated_cost_usd"}, "estimated_cost_usd"),
         ({**base, "estimated_cost_usd": None, "max_output_tokens": -1}, "max_output_tokens"),
         ({**base, "estimated_cost_usd": None, "max_input_tokens": True}, "max_input_tokens"),

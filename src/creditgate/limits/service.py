@@ -29,58 +29,12 @@ from creditgate.accounts.principal import Principal
 from creditgate.errors import Conflict, NotFound
 from creditgate.ids import new_id
 from creditgate.ledger import service as ledger
+from creditgate.limits import postgres, windows
 from creditgate.limits import repository as repo
-from creditgate.limits import windows
+from creditgate.limits.holds import Decision, Hold, HoldRequest, Row
 from creditgate.limits.windows import PERIODS
 
 _MS = timedelta(milliseconds=1)
-
-
-@dataclass(frozen=True)
-class Hold:
-    id: str
-    account_id: str
-    request_id: str
-    amount: int
-    status: str
-    created_at: datetime
-    expires_at: datetime
-    remaining_credit: int
-    remaining_limit: int | None
-    closed_at: datetime | None = None
-    captured: int | None = None
-    overrun: int = 0
-    late: bool = False
-    event_id: str | None = None
-    model: str | None = None
-    provider: str | None = None
-
-    @classmethod
-    def from_row(cls, row: Any) -> Hold:
-        return cls(**{name: getattr(row, name) for name in cls.__dataclass_fields__})
-
-
-@dataclass(frozen=True)
-class Decision:
-    allowed: bool
-    hold: Hold | None = None
-    reason: str | None = None  # insufficient_credit | spending_limit
-    retry_after_ms: int | None = None
-    replayed: bool = False
-
-
-@dataclass(frozen=True)
-class HoldRequest:
-    """One authorize, priced: what limits needs to decide it."""
-
-    account_id: str
-    request_id: str
-    amount: int
-    now: datetime
-    ttl_seconds: int
-    model: str | None = None
-    provider: str | None = None
-    metadata: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -112,9 +66,8 @@ async def authorize(
     PostgreSQL runs the decision as one statement (function creditgate_authorize, the same
     rules), so the account row lock is held for the shortest time; SQLite runs it here."""
     if conn.dialect.name == "postgresql":
-        return await _authorize_pg(
-            conn, account_id, request_id, amount, now, ttl_seconds, model, provider, metadata
-        )
+        req = HoldRequest(account_id, request_id, amount, now, ttl_seconds, model, provider, metadata)
+        return await postgres.authorize(conn, req)
     account = await repo.lock_account(conn, account_id)
     if account is None:
         raise NotFound(f"no account {account_id!r}", field="account_id")
@@ -152,93 +105,7 @@ async def authorize(
     await repo.insert_hold(conn, row)
     if amount:
         await repo.add_held(conn, account_id, amount)
-    return Decision(allowed=True, hold=Hold.from_row(_Row(row)))
-
-
-async def _authorize_pg(
-    conn: AsyncConnection,
-    account_id: str,
-    request_id: str,
-    amount: int,
-    now: datetime,
-    ttl_seconds: int,
-    model: str | None,
-    provider: str | None,
-    metadata: dict[str, Any] | None,
-) -> Decision:
-    req = HoldRequest(account_id, request_id, amount, now, ttl_seconds, model, provider, metadata)
-    row = _new_hold_row(req)
-    out = await repo.pg_authorize(
-        conn,
-        account_id=account_id,
-        request_id=request_id,
-        amount=amount,
-        now=now,
-        expires_at=row["expires_at"],
-        hold_id=row["id"],
-        model=model,
-        provider=provider,
-        metadata=metadata,
-    )
-    return await _pg_decision(conn, row, out)
-
-
-def _new_hold_row(req: HoldRequest) -> dict[str, Any]:
-    return {
-        "id": new_id("hold"),
-        "account_id": req.account_id,
-        "request_id": req.request_id,
-        "amount": req.amount,
-        "status": "open",
-        "model": req.model,
-        "provider": req.provider,
-        "metadata": req.metadata,
-        "created_at": req.now,
-        "expires_at": req.now + timedelta(seconds=req.ttl_seconds),
-    }
-
-
-async def _pg_decision(conn: AsyncConnection, row: dict[str, Any], out: Any) -> Decision:
-    """Turn one creditgate_authorize result into a Decision."""
-    if out.o_outcome == "missing":
-        raise NotFound(f"no account {row['account_id']!r}", field="account_id")
-    if out.o_outcome == "replayed":
-        existing = await repo.hold_by_request(conn, row["account_id"], row["request_id"])
-        return Decision(allowed=True, hold=Hold.from_row(existing), replayed=True)
-    if out.o_outcome == "denied":
-        return Decision(allowed=False, reason=out.o_reason, retry_after_ms=out.o_retry_after_ms)
-    fields = {k: v for k, v in row.items() if k in Hold.__dataclass_fields__}
-    hold = Hold(**fields, remaining_credit=out.o_remaining_credit, remaining_limit=out.o_remaining_limit)
-    return Decision(allowed=True, hold=hold)
-
-
-async def authorize_many(conn: AsyncConnection, requests: list[HoldRequest]) -> list[Decision | NotFound]:
-    """Decide many requests at once (one statement on PostgreSQL, accounts locked in id order).
-    Returns, per request, its Decision or the NotFound for an unknown account."""
-    if conn.dialect.name != "postgresql":
-        results: list[Decision | NotFound] = []
-        for req in requests:
-            try:
-                results.append(await authorize(conn, **req.__dict__))
-            except NotFound as exc:
-                results.append(exc)
-        return results
-    rows = [_new_hold_row(req) for req in requests]
-    outs = {out.o_index: out for out in await repo.pg_authorize_many(conn, rows)}
-    decided: list[Decision | NotFound] = []
-    for index, row in enumerate(rows, start=1):
-        try:
-            decided.append(await _pg_decision(conn, row, outs[index]))
-        except NotFound as exc:
-            decided.append(exc)
-    return decided
-
-
-class _Row:
-    """Attribute access over a dict, so a freshly inserted row builds a Hold like a fetched one."""
-
-    def __init__(self, values: dict[str, Any]) -> None:
-        self.__dict__.update(values)
+    return Decision(allowed=True, hold=Hold.from_row(Row(row)))
 
 
 async def _current_window(conn: AsyncConnection, account_id: str, now: datetime) -> _Window | None:
@@ -379,3 +246,20 @@ async def window_spend(conn: AsyncConnection, account_id: str, now: datetime) ->
     """Recorded spend in the account's current window (None without a limit)."""
     window = await _current_window(conn, account_id, now)
     return None if window is None else window.spend
+
+
+async def authorize_many(conn: AsyncConnection, requests: list[HoldRequest]) -> list[Decision | NotFound]:
+    """Decide many requests at once (one statement on PostgreSQL, accounts locked in id order).
+    Returns, per request, its Decision or the NotFound for an unknown account."""
+    if conn.dialect.name == "postgresql":
+        return await postgres.authorize_many(conn, requests)
+    results: list[Decision | NotFound] = []
+    for req in requests:
+        try:
+            results.append(await authorize(conn, **req.__dict__))
+        except NotFound as exc:
+            results.append(exc)
+    return results
+
+
+__all__ = ["Decision", "Hold", "HoldRequest"]

@@ -23,7 +23,9 @@ from creditgate.metering import repository as repo
 from creditgate.metering.catalog import PriceCatalog
 from creditgate.metering.events import MAX_METADATA_BYTES, MAX_TOKENS
 from creditgate.metering.service import ingest
-from creditgate.money import parse_usd, usage_cost
+from creditgate.money import UNITS_PER_USD, parse_usd, usage_cost
+
+MAX_HOLD = 1_000_000 * UNITS_PER_USD  # per call; keeps every sum far inside int64
 
 AUTHORIZE_FIELDS = frozenset(
     {
@@ -131,6 +133,9 @@ def hold_request(
 ) -> limits.HoldRequest:
     """Price a parsed request (the catalog must be fresh when it carries no estimate)."""
     amount, provider = worst_case(req, catalog, now)
+    if amount > MAX_HOLD:
+        field = "estimated_cost_usd" if req.estimate is not None else "max_output_tokens"
+        raise ValidationError("one call may hold at most 1000000 USD", field=field)
     return limits.HoldRequest(
         account_id=req.account_id,
         request_id=req.request_id,
