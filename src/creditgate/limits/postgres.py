@@ -1,6 +1,6 @@
-"""PostgreSQL enforcement: the authorize decision as one statement (functions
-creditgate_authorize / creditgate_authorize_many from migration 0004_holds, the same rules as
-limits.service.authorize, which SQLite runs in Python)."""
+"""PostgreSQL enforcement: the authorize decision as one statement (function
+creditgate_authorize_many from migration 0004_holds, the same rules as limits.service.authorize,
+which SQLite runs in Python), for one request or a batch."""
 
 from __future__ import annotations
 
@@ -16,20 +16,10 @@ from creditgate.limits.holds import Decision, Hold, HoldRequest
 
 
 async def authorize(conn: AsyncConnection, req: HoldRequest) -> Decision:
-    row = new_hold_row(req)
-    out = await repo.pg_authorize(
-        conn,
-        account_id=req.account_id,
-        request_id=req.request_id,
-        amount=req.amount,
-        now=req.now,
-        expires_at=row["expires_at"],
-        hold_id=row["id"],
-        model=req.model,
-        provider=req.provider,
-        metadata=req.metadata,
-    )
-    return await _decision(conn, row, out)
+    (result,) = await authorize_many(conn, [req])
+    if isinstance(result, NotFound):
+        raise result
+    return result
 
 
 def new_hold_row(req: HoldRequest) -> dict[str, Any]:
@@ -48,7 +38,7 @@ def new_hold_row(req: HoldRequest) -> dict[str, Any]:
 
 
 async def _decision(conn: AsyncConnection, row: dict[str, Any], out: Any) -> Decision:
-    """Turn one creditgate_authorize result into a Decision."""
+    """Turn one creditgate_authorize_many result row into a Decision."""
     if out.o_outcome == "missing":
         raise NotFound(f"no account {row['account_id']!r}", field="account_id")
     if out.o_outcome == "replayed":

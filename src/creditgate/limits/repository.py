@@ -192,28 +192,6 @@ async def hold_totals(conn: AsyncConnection, account_id: str) -> tuple[int, int]
     return int(row[0]), int(row[1])
 
 
-_PG_AUTHORIZE = "SELECT * FROM creditgate_authorize($1, $2, $3, $4, $5, $6, $7, $8, $9::text::jsonb)"
-
-
-async def pg_authorize(
-    conn: AsyncConnection,
-    *,
-    account_id: str,
-    request_id: str,
-    amount: int,
-    now: datetime,
-    expires_at: datetime,
-    hold_id: str,
-    model: str | None,
-    provider: str | None,
-    metadata: dict[str, Any] | None,
-) -> Any:
-    """The whole authorize decision in one statement (PostgreSQL function from 0004_holds)."""
-    metadata_json = None if metadata is None else orjson.dumps(metadata).decode()
-    args = (account_id, request_id, amount, now, expires_at, hold_id, model, provider, metadata_json)
-    return (await conn.exec_driver_sql(_PG_AUTHORIZE, args)).one()
-
-
 _PG_AUTHORIZE_MANY = (
     "SELECT * FROM creditgate_authorize_many($1::text[], $2::text[], $3::bigint[], $4::timestamptz[], "
     "$5::timestamptz[], $6::text[], $7::text[], $8::text[], $9::text[])"

@@ -63,7 +63,7 @@ async def authorize(
     metadata: dict[str, Any] | None = None,
 ) -> Decision:
     """Grant and hold `amount`, or deny with a reason. The caller has checked the principal.
-    PostgreSQL runs the decision as one statement (function creditgate_authorize, the same
+    PostgreSQL runs the decision as one statement (function creditgate_authorize_many, the same
     rules), so the account row lock is held for the shortest time; SQLite runs it here."""
     if conn.dialect.name == "postgresql":
         req = HoldRequest(account_id, request_id, amount, now, ttl_seconds, model, provider, metadata)
