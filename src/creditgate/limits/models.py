@@ -1,7 +1,7 @@
 """Spending-limit configuration (one limit per account, as the Cloudflare API exposes), holds,
 and the window-spend state that enforcement reads."""
 
-from sqlalchemy import BigInteger, Boolean, Column, ForeignKey, Index, String, Table, UniqueConstraint
+from sqlalchemy import BigInteger, Boolean, Column, ForeignKey, Index, String, Table, UniqueConstraint, text
 
 from creditgate.db.metadata import metadata
 from creditgate.db.types import Json, UTCDateTime
@@ -38,8 +38,19 @@ holds = Table(
     Column("late", Boolean, nullable=False),
     Column("event_id", String(200), nullable=True),
     UniqueConstraint("account_id", "request_id"),
-    Index("ix_holds_status_expires_at", "status", "expires_at"),
-    Index("ix_holds_account_id_status", "account_id", "status"),
+    Index(
+        "ix_holds_open_expires_at",
+        "expires_at",
+        postgresql_where=text("status = 'open'"),
+        sqlite_where=text("status = 'open'"),
+    ),
+    Index(
+        "ix_holds_open_account_id_expires_at",
+        "account_id",
+        "expires_at",
+        postgresql_where=text("status = 'open'"),
+        sqlite_where=text("status = 'open'"),
+    ),
 )
 
 # Recorded (settled or hold-less) spend per account per UTC minute: the source of every window.

@@ -196,8 +196,14 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id", name="pk_holds"),
         sa.UniqueConstraint("account_id", "request_id", name="uq_holds_account_id_request_id"),
     )
-    op.create_index("ix_holds_status_expires_at", "holds", ["status", "expires_at"])
-    op.create_index("ix_holds_account_id_status", "holds", ["account_id", "status"])
+    # Partial: only open holds are ever looked up by expiry (the job, retry_after_ms), and a hot
+    # account's settled holds would otherwise pile up under one index key.
+    open_only = sa.text("status = 'open'")
+    for name, columns in (
+        ("ix_holds_open_expires_at", ["expires_at"]),
+        ("ix_holds_open_account_id_expires_at", ["account_id", "expires_at"]),
+    ):
+        op.create_index(name, "holds", columns, postgresql_where=open_only, sqlite_where=open_only)
     op.create_table(
         "spend_buckets",
         _account_fk("spend_buckets"),
@@ -223,6 +229,6 @@ def downgrade() -> None:
         op.execute("DROP FUNCTION IF EXISTS creditgate_authorize_many")
     op.drop_table("limit_state")
     op.drop_table("spend_buckets")
-    op.drop_index("ix_holds_account_id_status", table_name="holds")
-    op.drop_index("ix_holds_status_expires_at", table_name="holds")
+    op.drop_index("ix_holds_open_account_id_expires_at", table_name="holds")
+    op.drop_index("ix_holds_open_expires_at", table_name="holds")
     op.drop_table("holds")
