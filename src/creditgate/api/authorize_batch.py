@@ -26,13 +26,14 @@ class AuthorizeBatcher:
         self.db = db
         self._pending: list[tuple[limits.HoldRequest, asyncio.Future[limits.Decision]]] = []
         self._running = False
+        self._task: asyncio.Task[None] | None = None  # kept referenced while it runs
 
     async def submit(self, request: limits.HoldRequest) -> limits.Decision:
         future: asyncio.Future[limits.Decision] = asyncio.get_running_loop().create_future()
         self._pending.append((request, future))
         if not self._running:
             self._running = True
-            asyncio.get_running_loop().create_task(self._drain())
+            self._task = asyncio.get_running_loop().create_task(self._drain())
         return await future
 
     async def _drain(self) -> None:
