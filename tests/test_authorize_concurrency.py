@@ -82,3 +82,25 @@ def test_done_means_script(workers: support.LiveServer) -> None:
         after = authorize(c, account, "dm-next")
         assert after["allowed"] is False and after["reason"] == "spending_limit"
     assert account_state(workers, account) == {"balance": cents(50), "held": 0, "open": 0, "overruns": 0}
+
+
+def test_one_request_id_sent_concurrently_gives_one_hold(workers: support.LiveServer) -> None:
+    account = support.create_account(workers)
+    support.grant(workers, account, 10)
+    body = {"account_id": account, "request_id": "same", "model": "gpt-4o", "estimated_cost_usd": "0.01"}
+    answers = authorize_from_processes(workers, [dict(body) for _ in range(64)])
+    assert all(a["allowed"] and a["status"] == 200 for a in answers)
+    assert len({a["hold_id"] for a in answers}) == 1
+    assert sum(not a["replayed"] for a in answers) == 1
+    assert account_state(workers, account)["held"] == cents(1)
+
+
+def test_unknown_accounts_fail_alone_in_a_batch(workers: support.LiveServer) -> None:
+    account = support.create_account(workers)
+    support.grant(workers, account, 20)
+    good = _bodies(account, "ok", 40)
+    bad = _bodies(support.new_account_id(), "nope", 40)
+    answers = authorize_from_processes(workers, [b for pair in zip(good, bad) for b in pair])
+    assert sorted(a["status"] for a in answers) == [200] * 40 + [404] * 40
+    assert sum(a.get("allowed", False) for a in answers) == 20
+    assert account_state(workers, account)["held"] == cents(20)
