@@ -305,7 +305,7 @@ def run_backend(name: str, url: str, data_dir: Path, args: argparse.Namespace) -
         flush=True,
     )
     with uvicorn("authorize:bare", args.workers, {}) as port:
-        bare_rps = measure("bare FastAPI POST (JSON in, dict out)", port, args, lambda r: "x", False)
+        bare_before = measure("bare FastAPI POST (JSON in, dict out)", port, args, lambda r: "x", False)
     others = ids[1:]
     results: dict[str, float] = {}
     with uvicorn("creditgate.cli.serve:make_app", args.workers, env, factory=True) as port:
@@ -318,6 +318,10 @@ def run_backend(name: str, url: str, data_dir: Path, args: argparse.Namespace) -
             if args.only and args.only not in label:
                 continue
             results[label] = measure(label, port, args, pick, pairs)
+    # the bare endpoint again, so a load that drifted during the run shows (ratios use the mean)
+    with uvicorn("authorize:bare", args.workers, {}) as port:
+        bare_after = measure("bare FastAPI POST, again", port, args, lambda r: "x", False)
+    bare_rps = (bare_before + bare_after) / 2
     for label, rps in results.items():
         print(f"ratio to bare FastAPI  {label:36s} {rps / bare_rps:6.1%}")
     print(asyncio.run(check_books(url)), flush=True)
