@@ -3,6 +3,7 @@ with two uvicorn worker processes, on PostgreSQL and SQLite. Exactly K are grant
 
 from __future__ import annotations
 
+import concurrent.futures
 from collections.abc import Iterator
 
 import pytest
@@ -104,3 +105,26 @@ def test_unknown_accounts_fail_alone_in_a_batch(workers: support.LiveServer) -> 
     assert sorted(a["status"] for a in answers) == [200] * 40 + [404] * 40
     assert sum(a.get("allowed", False) for a in answers) == 20
     assert account_state(workers, account)["held"] == cents(20)
+
+
+def test_concurrent_settles_charge_each_hold_once(workers: support.LiveServer) -> None:
+    """Settles arrive together (batched per worker): each hold is charged once, replays and a
+    conflicting event id get their own answers, and the books stay exact."""
+    account = support.create_account(workers)
+    support.grant(workers, account, 100)
+    with workers.admin() as c:
+        holds = [authorize(c, account, f"s-{i}", estimate="0.02")["hold_id"] for i in range(40)]
+    calls = [(h, {"cost_usd": "0.01"}) for h in holds] * 3 + [(holds[0], {"id": "other", "cost_usd": "0.01"})]
+
+    def send(call: tuple[str, dict[str, str]]) -> tuple[int, dict[str, object]]:
+        with workers.admin() as c:
+            r = c.post(f"/v1/gateway/holds/{call[0]}/settle", json=call[1])
+            return r.status_code, r.json()
+
+    with concurrent.futures.ThreadPoolExecutor(32) as pool:
+        answers = list(pool.map(send, calls))
+    ok = [body for status, body in answers if status == 200]
+    assert len(ok) == 120 and [s for s, _ in answers].count(409) == 1
+    assert sum(not body["replayed"] for body in ok) == 40
+    assert all(body["captured_cents"] == 1 for body in ok)
+    assert account_state(workers, account) == {"balance": cents(60), "held": 0, "open": 0, "overruns": 0}

@@ -26,6 +26,7 @@ from creditgate.limits import config as limit_config
 from creditgate.limits import service as limits
 from creditgate.limits.models import limit_state, spend_buckets
 from creditgate.metering import authorize as gate
+from creditgate.metering import settle as settling
 from creditgate.metering.catalog import PriceCatalog
 from creditgate.money import UNITS_PER_CENT
 from tests import support
@@ -117,7 +118,7 @@ async def _play(world: World, steps: list[tuple[str, int, int]], limit: Any, bal
                     holds[n] = decision.hold.id
             elif op == "settle" and n in holds:
                 with contextlib.suppress(Conflict):  # the hold was voided
-                    await gate.settle(
+                    await settling.settle(
                         conn, holds[n], {"cost_usd": f"{amount / 100:.2f}"}, OPERATOR, world.catalog, clock()
                     )
             elif op == "void" and n in holds:

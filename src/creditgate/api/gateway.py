@@ -9,12 +9,13 @@ from fastapi.responses import Response
 
 from creditgate.accounts.principal import Principal
 from creditgate.api.auth import principal
-from creditgate.api.authorize_batch import AuthorizeBatcher
+from creditgate.api.batching import Batcher
 from creditgate.api.responses import JSON, read_json, read_object
 from creditgate.api.state import services
 from creditgate.limits import service as limits
 from creditgate.metering import authorize as gate
 from creditgate.metering import service as metering
+from creditgate.metering import settle as settling
 from creditgate.money import to_cents_number, to_usd_string
 
 router = APIRouter(prefix="/v1/gateway")
@@ -101,19 +102,25 @@ async def authorize(request: Request) -> Response:
             await svc.catalog.refresh(conn)
     batcher = svc.extras.get("authorize_batcher")
     if batcher is None:
-        batcher = svc.extras["authorize_batcher"] = AuthorizeBatcher(svc.db)
+        batcher = svc.extras["authorize_batcher"] = Batcher(svc.db.single, limits.authorize_many)
     decision = await batcher.submit(gate.hold_request(req, svc.catalog, now, ttl_seconds=ttl))
     return JSON(decision_view(decision))
 
 
 @router.post("/holds/{hold_id}/settle")
-async def settle(request: Request, hold_id: str, caller: Principal = Depends(principal)) -> Response:
+async def settle(request: Request, hold_id: str) -> Response:
     """Record the actual usage of a hold (usage-event shape), charge it once, release the rest."""
+    caller = await principal(request)
     svc = services(request)
     body = await read_json(request)
-    now = svc.clock()
-    async with svc.db.write() as conn:
-        done = await gate.settle(conn, hold_id, body, caller, svc.catalog, now)
+    batcher = svc.extras.get("settle_batcher")
+    if batcher is None:
+
+        async def run(conn: Any, items: list[settling.SettleRequest]) -> list[Any]:
+            return list(await settling.settle_many(conn, items, svc.catalog, svc.clock()))
+
+        batcher = svc.extras["settle_batcher"] = Batcher(svc.db.write, run)
+    done = await batcher.submit(settling.SettleRequest(hold_id, body, caller))
     return JSON({**hold_view(done.hold), "replayed": done.replayed})
 
 

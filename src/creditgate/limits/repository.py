@@ -97,6 +97,34 @@ async def get_hold(conn: AsyncConnection, hold_id: str, *, lock: bool = False) -
     return (await conn.execute(stmt)).first()
 
 
+async def lock_holds(conn: AsyncConnection, hold_ids: list[str]) -> list[Any]:
+    """Lock holds in id order (so concurrent batches never deadlock) and read them."""
+    stmt = select(holds).where(holds.c.id.in_(sorted(set(hold_ids)))).order_by(holds.c.id)
+    if _pg(conn):
+        stmt = stmt.with_for_update()
+    return list(await conn.execute(stmt))
+
+
+_CLOSE = (
+    holds.update()
+    .where(holds.c.id == bindparam("hid"))
+    .values(
+        status=bindparam("status"),
+        captured=bindparam("captured"),
+        overrun=bindparam("overrun"),
+        late=bindparam("late"),
+        event_id=bindparam("event_id"),
+        closed_at=bindparam("closed_at"),
+    )
+)
+
+
+async def close_holds(conn: AsyncConnection, rows: list[dict[str, Any]]) -> None:
+    """Mark holds settled (rows: hid, status, captured, overrun, late, event_id, closed_at)."""
+    if rows:
+        await conn.execute(_CLOSE, rows)
+
+
 async def update_hold(conn: AsyncConnection, hold_id: str, values: dict[str, Any]) -> None:
     await conn.execute(holds.update().where(holds.c.id == hold_id).values(**values))
 

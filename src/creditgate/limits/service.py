@@ -26,7 +26,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from creditgate.accounts.principal import Principal
-from creditgate.errors import Conflict, NotFound
+from creditgate.errors import Conflict, CreditgateError, NotFound
 from creditgate.ids import new_id
 from creditgate.ledger import service as ledger
 from creditgate.limits import postgres, windows
@@ -168,34 +168,60 @@ async def get_hold(conn: AsyncConnection, hold_id: str, principal: Principal) ->
     return Hold.from_row(row)
 
 
-async def lock_for_settle(conn: AsyncConnection, hold_id: str, principal: Principal) -> Hold:
-    """Lock the hold for settling. Conflict when it was voided."""
-    row = await repo.get_hold(conn, hold_id, lock=True)
-    _visible(row, principal, "gateway")
-    hold = Hold.from_row(row)
-    if hold.status == "voided":
-        raise Conflict("the hold was voided; report the usage without a hold instead", field="hold_id")
-    return hold
+async def lock_holds_for_settle(
+    conn: AsyncConnection, hold_ids: list[str], principals: list[Principal]
+) -> list[Hold | CreditgateError]:
+    """Lock several holds (id order) for settling; per request its Hold, or NotFound when the
+    caller may not see it, or Conflict when it was voided."""
+    rows = {row.id: row for row in await repo.lock_holds(conn, hold_ids)}
+    out: list[Hold | CreditgateError] = []
+    for hold_id, principal in zip(hold_ids, principals, strict=True):
+        row = rows.get(hold_id)
+        if row is None or not principal.may("gateway", row.account_id):
+            out.append(NotFound("no such hold", field="hold_id"))
+        elif row.status == "voided":
+            out.append(
+                Conflict("the hold was voided; report the usage without a hold instead", field="hold_id")
+            )
+        else:
+            out.append(Hold.from_row(row))
+    return out
 
 
 async def finish_settle(
     conn: AsyncConnection, hold: Hold, *, captured: int, event_id: str, now: datetime
 ) -> Hold:
-    """Close a hold locked by lock_for_settle whose usage was just recorded: release what it
+    """Close a hold locked by lock_holds_for_settle whose usage was just recorded: release what it
     held and record the capture, any overrun, and whether it came after the expiry."""
-    covered = hold.amount if hold.status == "open" else 0
-    values = {
-        "status": "settled",
-        "captured": captured,
-        "overrun": max(0, captured - covered),
-        "late": hold.status == "expired" or now > hold.expires_at,
-        "event_id": event_id,
-        "closed_at": now,
-    }
-    if hold.status == "open" and hold.amount:
-        await repo.add_held(conn, hold.account_id, -hold.amount)
-    await repo.update_hold(conn, hold.id, values)
-    return Hold(**{**hold.__dict__, **values})
+    (closed,) = await finish_settle_many(conn, [(hold, captured, event_id)], now)
+    return closed
+
+
+async def finish_settle_many(
+    conn: AsyncConnection, closes: list[tuple[Hold, int, str]], now: datetime
+) -> list[Hold]:
+    """finish_settle for several distinct locked holds: (hold, captured, event_id) each."""
+    released: dict[str, int] = {}
+    rows: list[dict[str, Any]] = []
+    closed: list[Hold] = []
+    for hold, captured, event_id in closes:
+        covered = hold.amount if hold.status == "open" else 0
+        values = {
+            "status": "settled",
+            "captured": captured,
+            "overrun": max(0, captured - covered),
+            "late": hold.status == "expired" or now > hold.expires_at,
+            "event_id": event_id,
+            "closed_at": now,
+        }
+        if hold.status == "open" and hold.amount:
+            released[hold.account_id] = released.get(hold.account_id, 0) + hold.amount
+        rows.append({"hid": hold.id, **values})
+        closed.append(Hold(**{**hold.__dict__, **values}))
+    for account_id in sorted(released):
+        await repo.add_held(conn, account_id, -released[account_id])
+    await repo.close_holds(conn, rows)
+    return closed
 
 
 async def void(conn: AsyncConnection, hold_id: str, principal: Principal, now: datetime) -> Hold:

@@ -1,9 +1,8 @@
 """The gateway's authorize and settle, where pricing meets enforcement.
 
 Authorize prices the worst case from the catalog (every input token uncached, every output
-token used) unless the gateway sends its own estimate, then asks limits to hold it. Settle
-records the actual usage through the normal ingest path (so the ledger is debited exactly
-once, deduplicated by event id) and closes the hold with the actual cost.
+token used) unless the gateway sends its own estimate, then asks limits to hold it. Settling
+is in metering/settle.py.
 """
 
 from __future__ import annotations
@@ -16,13 +15,11 @@ import orjson
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from creditgate.accounts.principal import Principal
-from creditgate.errors import Conflict, ValidationError
+from creditgate.errors import ValidationError
 from creditgate.ids import is_valid_account_id
 from creditgate.limits import service as limits
-from creditgate.metering import repository as repo
 from creditgate.metering.catalog import PriceCatalog
 from creditgate.metering.events import MAX_METADATA_BYTES, MAX_TOKENS
-from creditgate.metering.service import ingest
 from creditgate.money import UNITS_PER_USD, parse_usd, usage_cost
 
 MAX_HOLD = 1_000_000 * UNITS_PER_USD  # per call; keeps every sum far inside int64
@@ -169,71 +166,3 @@ async def authorize(
     if req.estimate is None:
         await catalog.refresh(conn)
     return await limits.authorize(conn, **hold_request(req, catalog, now, ttl_seconds=ttl_seconds).__dict__)
-
-
-SETTLE_FIELDS = frozenset(
-    {
-        "id",
-        "account_id",
-        "model",
-        "provider",
-        "input_tokens",
-        "output_tokens",
-        "cached_tokens",
-        "cost_usd",
-        "timestamp",
-        "metadata",
-    }
-)
-
-
-@dataclass(frozen=True)
-class Settlement:
-    hold: limits.Hold
-    replayed: bool
-
-
-async def settle(
-    conn: AsyncConnection,
-    hold_id: str,
-    raw: Any,
-    principal: Principal,
-    catalog: PriceCatalog,
-    now: datetime,
-) -> Settlement:
-    """Record the actual usage (a usage event; `id` defaults to the hold's request_id, and
-    account_id, model and provider to the hold's) and close the hold. Settling again with the
-    same event id replays; another event id is a Conflict."""
-    if not isinstance(raw, dict):
-        raise ValidationError("request body must be a JSON object", field="body")
-    for key in raw:
-        if key not in SETTLE_FIELDS:
-            raise ValidationError(f"{key} is not a known field", field=str(key))
-    hold = await limits.lock_for_settle(conn, hold_id, principal)
-    if raw.get("account_id") not in (None, hold.account_id):
-        raise ValidationError("account_id does not match the hold's account", field="account_id")
-    event = {"id": hold.request_id, "model": hold.model, **raw, "account_id": hold.account_id}
-    if event.get("provider") is None and hold.provider is not None and "model" not in raw:
-        event["provider"] = hold.provider
-    if event.get("cost_usd") is not None:
-        event.setdefault("input_tokens", 0)
-        event.setdefault("output_tokens", 0)
-    if hold.status == "settled":
-        if event.get("id") != hold.event_id:
-            raise Conflict(f"the hold was already settled by event {hold.event_id!r}", field="id")
-        return Settlement(hold, replayed=True)
-    result = await ingest(conn, [event], principal, catalog, now, hold_id=hold.id)
-    if result.rejected:
-        first = result.rejected[0]
-        raise ValidationError(str(first["error"]), field=first.get("field"))
-    event_id = str(event["id"])
-    if result.accepted:
-        captured = result.charged.get(hold.account_id, 0)
-    else:  # the event id was already stored (reported as usage earlier): charge nothing again
-        stored = await repo.list_events(conn, hold.account_id, limit=1, event_ids=[event_id])
-        if stored and stored[0].hold_id not in (None, hold.id):
-            raise Conflict(f"event {event_id!r} already settled another hold", field="id")
-        captured = int(stored[0].cost) if stored else 0
-    return Settlement(
-        await limits.finish_settle(conn, hold, captured=captured, event_id=event_id, now=now), False
-    )
