@@ -84,6 +84,20 @@ async def insert_hold(conn: AsyncConnection, row: dict[str, Any]) -> None:
     await conn.execute(holds.insert().values(**row))
 
 
+_ADD_HELD = (
+    accounts.update()
+    .where(accounts.c.id == bindparam("aid"))
+    .values(held=accounts.c.held + bindparam("delta"))
+)
+
+
+async def add_held_many(conn: AsyncConnection, deltas: dict[str, int]) -> None:
+    """Move several accounts' held in one batched statement, in id order (callers hold the locks)."""
+    rows = [{"aid": a, "delta": deltas[a]} for a in sorted(deltas) if deltas[a]]
+    if rows:
+        await conn.execute(_ADD_HELD, rows)
+
+
 async def add_held(conn: AsyncConnection, account_id: str, delta: int) -> None:
     await conn.execute(
         accounts.update().where(accounts.c.id == account_id).values(held=accounts.c.held + delta)

@@ -218,8 +218,7 @@ async def finish_settle_many(
             released[hold.account_id] = released.get(hold.account_id, 0) + hold.amount
         rows.append({"hid": hold.id, **values})
         closed.append(Hold(**{**hold.__dict__, **values}))
-    for account_id in sorted(released):
-        await repo.add_held(conn, account_id, -released[account_id])
+    await repo.add_held_many(conn, {a: -amount for a, amount in released.items()})
     await repo.close_holds(conn, rows)
     return closed
 
@@ -251,9 +250,7 @@ async def expire(conn: AsyncConnection, now: datetime, batch: int = 500) -> int:
     for r in rows:
         released[r.account_id] = released.get(r.account_id, 0) + int(r.amount)
     await ledger.lock(conn, released)  # id order, like every other multi-account writer
-    for account_id in sorted(released):
-        if released[account_id]:
-            await repo.add_held(conn, account_id, -released[account_id])
+    await repo.add_held_many(conn, {a: -amount for a, amount in released.items()})
     await repo.mark_expired(conn, [r.id for r in rows], now)
     return len(rows)
 
