@@ -72,3 +72,10 @@ class ReconcileMismatch(CreditgateError):
 
     status = 500
     code = "reconcile_mismatch"
+
+
+class ServiceUnavailable(CreditgateError):
+    """A dependency (e.g. the card processor) could not be reached; nothing was decided."""
+
+    status = 503
+    code = "service_unavailable"

@@ -10,13 +10,24 @@ from typing import Any
 
 from fastapi import FastAPI
 
-from creditgate.api import admin, admin_webhooks, errors, gateway, webhooks
+from creditgate.api import (
+    admin,
+    admin_billing,
+    admin_webhooks,
+    cloudflare,
+    errors,
+    gateway,
+    invoices,
+    sandbox,
+    webhooks,
+)
 from creditgate.api.state import Services
 from creditgate.clock import Clock, system_clock
 from creditgate.config import Settings
 from creditgate.db import Database
 from creditgate.db.migrate import upgrade
 from creditgate.metering.catalog import seed_default_catalog
+from creditgate.payments.factory import make_processor
 
 Background = Callable[[Services], Coroutine[Any, Any, Any]]
 
@@ -42,7 +53,9 @@ def create_app(
     """Build the app. `background` coroutines (the job runner) start with the app and are
     cancelled when it stops."""
     database = db or Database(settings.database_url, pool_size=settings.db_pool_size)
-    svc = Services(settings=settings, db=database, clock=clock)
+    svc = Services(
+        settings=settings, db=database, clock=clock, processor=make_processor(settings, database, clock)
+    )
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -64,6 +77,10 @@ def create_app(
     app.include_router(admin.router)
     app.include_router(admin_webhooks.router)
     app.include_router(webhooks.router)
+    app.include_router(admin_billing.router)
+    app.include_router(cloudflare.router)
+    app.include_router(invoices.router)
+    app.include_router(sandbox.router)
 
     @app.get("/healthz")
     async def healthz() -> dict[str, str]:

@@ -23,16 +23,13 @@ PROCESSOR_KEY = "stripe_processor"
 
 
 def stripe_processor(svc: Services) -> CardProcessor:
-    """The app's Stripe processor, built once from settings (or injected in extras)."""
+    """The app's Stripe processor: the configured one, or one injected in extras by tests."""
     found: CardProcessor | None = svc.extras.get(PROCESSOR_KEY)
-    if found is None:
-        if svc.settings.payments != "stripe":
-            raise NotFound("Stripe webhooks are not enabled (set CREDITGATE_PAYMENTS=stripe)")
-        from creditgate.payments.stripe import StripeProcessor
-
-        found = StripeProcessor.from_settings(svc.settings)
-        svc.extras[PROCESSOR_KEY] = found
-    return found
+    if found is not None:
+        return found
+    if svc.processor is None or svc.processor.name != "stripe":
+        raise NotFound("Stripe webhooks are not enabled (set CREDITGATE_PAYMENTS=stripe)")
+    return svc.processor
 
 
 @router.post("/stripe")

@@ -12,6 +12,7 @@ from creditgate.api.admin import parse_expiry
 from creditgate.api.views import account_view, entry_view, token_view
 from creditgate.billing.reconcile import reconcile_report
 from creditgate.cli import worker as worker_cli
+from creditgate.cli.cards import cards_app, sandbox_app
 from creditgate.cli.runtime import emit, fail, run
 from creditgate.clock import system_clock
 from creditgate.config import Settings
@@ -32,6 +33,8 @@ app.add_typer(tokens_app, name="tokens")
 app.add_typer(credits_app, name="credits")
 app.add_typer(prices_app, name="prices")
 app.command("worker")(worker_cli.worker)
+app.add_typer(cards_app, name="cards")
+app.add_typer(sandbox_app, name="sandbox")
 
 
 @app.command()
