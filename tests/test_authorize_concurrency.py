@@ -4,12 +4,13 @@ with two uvicorn worker processes, on PostgreSQL and SQLite. Exactly K are grant
 from __future__ import annotations
 
 import concurrent.futures
+import warnings
 from collections.abc import Iterator
 
 import pytest
 
 from creditgate.money import cents
-from tests import support
+from tests import cloudflare_support, support
 from tests.limits_support import (
     account_state,
     authorize,
@@ -65,21 +66,26 @@ def test_limit_for_exactly_k_grants_exactly_k(workers: support.LiveServer) -> No
 
 
 def test_done_means_script(workers: support.LiveServer) -> None:
-    """150 cents of credit, a daily fixed limit of 100 cents, 300 concurrent 1-cent authorizes."""
+    """The issue's check, through the official Cloudflare SDK where it has a call: 150 cents of
+    credit, a daily fixed limit of 100 cents, 300 concurrent 1-cent authorizes."""
     account = support.create_account(workers)
     support.grant(workers, account, 150)
-    set_limit(workers, account, 100, "daily", "fixed")
+    cf = cloudflare_support.billing(workers, support.create_token(workers, account, "write"))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # the SDK marks spending-limit POST deprecated
+        cf.spending_limit.create(account_id=account, amount=100, duration="daily", strategy="fixed")
     answers = authorize_from_processes(workers, _bodies(account, "dm", 300), processes=4, threads=24)
     granted = [a for a in answers if a["allowed"]]
     denied = [a for a in answers if not a["allowed"]]
     assert len(granted) == 100 and len(denied) == 200
     assert all(a["reason"] == "spending_limit" and a["retry_after_ms"] > 0 for a in denied)
-    with workers.admin() as c:
+    gateway = support.create_token(workers, account, "gateway")
+    with workers.client(gateway) as c:
         replay = authorize(c, account, granted[0]["request_id"])
         assert replay["hold_id"] == granted[0]["hold_id"] and replay["replayed"] is True
         for a in granted:
             assert settle(c, a["hold_id"], cost="0.01")["captured_cents"] == 1
-        assert support.balance_units(workers, account) == cents(50)
+        assert cf.credit_balance(account_id=account).balance == 50
         after = authorize(c, account, "dm-next")
         assert after["allowed"] is False and after["reason"] == "spending_limit"
     assert account_state(workers, account) == {"balance": cents(50), "held": 0, "open": 0, "overruns": 0}
