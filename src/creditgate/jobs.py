@@ -11,6 +11,7 @@ from collections.abc import Awaitable, Callable
 from creditgate.billing import inbox
 from creditgate.clock import Clock
 from creditgate.db import Database
+from creditgate.limits import service as limits
 from creditgate.notify import delivery
 
 log = logging.getLogger("creditgate.jobs")
@@ -56,8 +57,6 @@ async def run_forever(db: Database, clock: Clock, interval: float = 5.0) -> None
 @job("expire_holds")
 async def expire_holds(db: Database, clock: Clock) -> int:
     """Release holds past their TTL, in batches (two runners never take the same hold)."""
-    from creditgate.limits import service as limits
-
     total = 0
     for _ in range(100):  # bounded: at most 50,000 holds per pass
         async with db.write() as conn:
@@ -71,8 +70,6 @@ async def expire_holds(db: Database, clock: Clock) -> int:
 @job("prune_spend_buckets")
 async def prune_spend_buckets(db: Database, clock: Clock) -> int:
     """Drop per-minute spend older than any spending-limit window can reach."""
-    from creditgate.limits import service as limits
-
     async with db.write() as conn:
         return await limits.prune_spend(conn, clock())
 
