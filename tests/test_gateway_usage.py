@@ -9,8 +9,15 @@ from tests import support
 
 
 def _event(account_id: str, event_id: str, **extra: object) -> dict[str, object]:
-    return {"id": event_id, "account_id": account_id, "model": "gpt-4o", "provider": "openai",
-            "input_tokens": 1000, "output_tokens": 500, **extra}
+    return {
+        "id": event_id,
+        "account_id": account_id,
+        "model": "gpt-4o",
+        "provider": "openai",
+        "input_tokens": 1000,
+        "output_tokens": 500,
+        **extra,
+    }
 
 
 GPT4O = usage_cost(1000, 500, 0, 2_500_000_000, 10_000_000_000, 1_250_000_000, 0)
@@ -20,16 +27,23 @@ def test_batch_is_priced_stored_once_and_debited(server: support.LiveServer) -> 
     account = support.create_account(server)
     support.grant(server, account, 1000)
     token = support.create_token(server, account, "gateway")
-    batch = {"events": [_event(account, "a"), _event(account, "a"), _event(account, "b", cached_tokens=400),
-                        _event(account, "c", input_tokens=True),
-                        _event(account, "d", cost_usd="0.0123")]}
+    batch = {
+        "events": [
+            _event(account, "a"),
+            _event(account, "a"),
+            _event(account, "b", cached_tokens=400),
+            _event(account, "c", input_tokens=True),
+            _event(account, "d", cost_usd="0.0123"),
+        ]
+    }
     with server.client(token) as c:
         r = c.post("/v1/gateway/usage", json=batch)
         assert r.status_code == 200, r.text
         body = r.json()
         assert body["accepted"] == 3 and body["duplicates"] == 1
-        assert body["rejected"] == [{"index": 3, "error": "input_tokens must be an integer",
-                                     "field": "input_tokens"}]
+        assert body["rejected"] == [
+            {"index": 3, "error": "input_tokens must be an integer", "field": "input_tokens"}
+        ]
         again = c.post("/v1/gateway/usage", json=batch).json()
         assert again["accepted"] == 0 and again["duplicates"] == 4
     cached = usage_cost(1000, 500, 400, 2_500_000_000, 10_000_000_000, 1_250_000_000, 0)

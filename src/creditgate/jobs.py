@@ -17,6 +17,7 @@ from creditgate.billing.topups import Topup
 from creditgate.clock import Clock
 from creditgate.config import Settings
 from creditgate.db import Database
+from creditgate.limits import service as limits
 from creditgate.notify import delivery
 from creditgate.payments.factory import make_processor
 from creditgate.payments.gateway import CardProcessor, ChargeResult
@@ -80,6 +81,26 @@ async def run_forever(
     while True:
         await run_once(db, clock, processor=processor)
         await asyncio.sleep(interval)
+
+
+@job("expire_holds")
+async def expire_holds(db: Database, clock: Clock) -> int:
+    """Release holds past their TTL, in batches (two runners never take the same hold)."""
+    total = 0
+    for _ in range(100):  # bounded: at most 50,000 holds per pass
+        async with db.write() as conn:
+            done = await limits.expire(conn, clock(), batch=500)
+        total += done
+        if done < 500:
+            break
+    return total
+
+
+@job("prune_spend_buckets")
+async def prune_spend_buckets(db: Database, clock: Clock) -> int:
+    """Drop per-minute spend older than any spending-limit window can reach."""
+    async with db.write() as conn:
+        return await limits.prune_spend(conn, clock())
 
 
 @job("deliver_webhooks")

@@ -76,8 +76,8 @@ def create_app(
     app = FastAPI(title="creditgate", version="0.1.0", lifespan=lifespan, docs_url="/docs", redoc_url=None)
     app.state.services = svc
     errors.install(app)
+    app.include_router(gateway.router)  # first: the hot paths match without scanning the others
     app.include_router(admin.router)
-    app.include_router(gateway.router)
     app.include_router(admin_webhooks.router)
     app.include_router(webhooks.router)
     app.include_router(admin_billing.router)

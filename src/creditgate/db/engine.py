@@ -51,6 +51,18 @@ class Database:
                 yield conn
 
     @asynccontextmanager
+    async def single(self) -> AsyncIterator[AsyncConnection]:
+        """For work whose only write is one atomic statement: on PostgreSQL a connection in
+        autocommit mode (no BEGIN/COMMIT round trips, row locks held only while the statement
+        runs); on SQLite the same as write()."""
+        if self._write_lock is not None:
+            async with self.write() as conn:
+                yield conn
+            return
+        async with self.engine.connect() as raw:
+            yield await raw.execution_options(isolation_level="AUTOCOMMIT")
+
+    @asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncConnection]:
         """A read-only transaction (a consistent snapshot on both engines)."""
         async with self.engine.connect() as conn, conn.begin():

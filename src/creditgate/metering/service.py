@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from creditgate.accounts.principal import Principal
 from creditgate.errors import ValidationError
 from creditgate.ledger import service as ledger
+from creditgate.limits import service as limits
 from creditgate.metering import repository as repo
 from creditgate.metering.catalog import PriceCatalog
 from creditgate.metering.events import UsageEvent, parse_event
@@ -129,6 +130,9 @@ async def ingest(
     ]
     await ledger.post(conn, postings, now, locked=balances)
     await repo.add_to_rollups(conn, _rollup_rows(stored))
+    # Enforcement hook: recorded spend counts against spending-limit windows (same transaction,
+    # accounts already locked above). Kept to this one call; see limits.service.record_spend.
+    await limits.record_spend(conn, result.charged, now)
     return result
 
 

@@ -1,0 +1,358 @@
+"""Benchmark: authorize and authorize+settle against a real server, next to a bare FastAPI
+endpoint measured in the same run. Prints requests/s, p50/p99 and the ratio to bare FastAPI.
+
+    python bench/authorize.py                 # PostgreSQL on 127.0.0.1:5432 (a throwaway database)
+    python bench/authorize.py --sqlite        # SQLite too
+    python bench/authorize.py --seconds 3 --connections 64 --workers 2
+
+Everything runs on 127.0.0.1. The script starts and stops the servers itself (uvicorn with
+uvloop + httptools, like `creditgate serve`), creates its own database and drops it at the end,
+and every loop is bounded by a deadline and a request cap. The load generator is a minimal
+asyncio HTTP/1.1 keep-alive client in this process (it shares the cores with the server, as wrk
+would). Figures on a shared or noisy machine are only comparable within one run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import random
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import orjson
+from fastapi import FastAPI, Request
+
+TOKEN = "bench-operator-token"  # a throwaway token for a loopback-only bench
+PG_ADMIN = os.environ.get("CREDITGATE_BENCH_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
+ACCOUNTS = 10_000
+MAX_REQUESTS_PER_CONNECTION = 200_000
+
+# The bare endpoint: FastAPI parsing a JSON body and returning a dict, nothing else.
+bare = FastAPI()
+
+
+@bare.post("/v1/gateway/authorize")
+async def bare_authorize(request: Request) -> dict[str, Any]:
+    body = await request.json()
+    return {"allowed": True, "hold_id": "hold_" + body["request_id"], "remaining": {"credit_cents": 1}}
+
+
+# ---------------------------------------------------------------- load generator
+
+
+@dataclass
+class Stats:
+    latencies: dict[str, list[float]] = field(default_factory=dict)
+    errors: int = 0
+    denied: int = 0
+
+    def add(self, kind: str, seconds: float) -> None:
+        self.latencies.setdefault(kind, []).append(seconds)
+
+
+async def _request(reader: Any, writer: Any, path: str, body: bytes) -> tuple[int, bytes]:
+    head = (
+        f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {TOKEN}\r\n"
+        f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
+    )
+    writer.write(head.encode() + body)
+    raw = await reader.readuntil(b"\r\n\r\n")
+    status = int(raw[9:12])
+    length = 0
+    for line in raw.split(b"\r\n"):
+        if line[:15].lower() == b"content-length:":
+            length = int(line[15:])
+    return status, await reader.readexactly(length)
+
+
+async def _connection(port: int, deadline: float, pick: Any, pairs: bool, stats: Stats, seed: int) -> None:
+    rnd = random.Random(seed)
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    try:
+        for _ in range(MAX_REQUESTS_PER_CONNECTION):
+            if time.perf_counter() >= deadline:
+                return
+            account = pick(rnd)
+            body = orjson.dumps(
+                {
+                    "account_id": account,
+                    "request_id": uuid.uuid4().hex,
+                    "model": "gpt-4o",
+                    "estimated_cost_usd": "0.01",
+                }
+            )
+            t = time.perf_counter()
+            status, answer = await _request(reader, writer, "/v1/gateway/authorize", body)
+            stats.add("authorize", time.perf_counter() - t)
+            if status != 200:
+                stats.errors += 1
+                continue
+            decision = orjson.loads(answer)
+            if not decision.get("allowed"):
+                stats.denied += 1
+                continue
+            if pairs:
+                path = f"/v1/gateway/holds/{decision['hold_id']}/settle"
+                t = time.perf_counter()
+                status, _ = await _request(reader, writer, path, b'{"cost_usd": "0.008"}')
+                stats.add("settle", time.perf_counter() - t)
+                if status != 200:
+                    stats.errors += 1
+    finally:
+        writer.close()
+
+
+def _pct(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(len(ordered) * q))] * 1000 if ordered else float("nan")
+
+
+async def _load(port: int, seconds: float, connections: int, pick: Any, pairs: bool) -> tuple[Stats, float]:
+    warm = Stats()
+    await asyncio.gather(
+        *[_connection(port, time.perf_counter() + 1.0, pick, pairs, warm, i) for i in range(connections)]
+    )
+    stats = Stats()
+    start = time.perf_counter()
+    deadline = start + seconds
+    await asyncio.gather(
+        *[_connection(port, deadline, pick, pairs, stats, 1000 + i) for i in range(connections)]
+    )
+    return stats, time.perf_counter() - start
+
+
+def measure(label: str, port: int, args: argparse.Namespace, pick: Any, pairs: bool) -> float:
+    stats, elapsed = asyncio.run(_load(port, args.seconds, args.connections, pick, pairs))
+    total = sum(len(v) for v in stats.latencies.values())
+    rps = total / elapsed
+    parts = [f"{label:42s} {rps:8.0f} req/s"]
+    for kind, values in stats.latencies.items():
+        parts.append(f"{kind} p50 {_pct(values, 0.5):6.2f} ms p99 {_pct(values, 0.99):6.2f} ms")
+    if pairs:
+        parts.append(f"{len(stats.latencies.get('settle', [])) / elapsed:7.0f} pairs/s")
+    parts.append(f"denied {stats.denied} errors {stats.errors}")
+    print(" | ".join(parts), flush=True)
+    return rps
+
+
+# ---------------------------------------------------------------- servers and data
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@contextmanager
+def uvicorn(app: str, workers: int, env: dict[str, str], factory: bool = False) -> Any:
+    port = free_port()
+    cmd = [
+        sys.executable,
+        "-m",
+        "uvicorn",
+        app,
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--workers",
+        str(workers),
+        "--loop",
+        "uvloop",
+        "--http",
+        "httptools",
+        "--no-access-log",
+        "--log-level",
+        "warning",
+        "--app-dir",
+        str(Path(__file__).parent),
+    ]
+    if factory:
+        cmd.append("--factory")
+    proc = subprocess.Popen(cmd, env={**os.environ, **env}, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                    break
+            except OSError:
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(f"{app} did not start") from None
+                time.sleep(0.1)
+        time.sleep(1.0)  # let every worker finish its startup
+        yield port
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(20)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+
+
+async def _admin(sql: str) -> None:
+    import asyncpg
+
+    conn = await asyncpg.connect(PG_ADMIN)
+    try:
+        await conn.execute(sql)
+    finally:
+        await conn.close()
+
+
+async def populate(url: str) -> list[str]:
+    """Migrate, seed, and create one hot account plus ACCOUNTS others, each with credit."""
+    from sqlalchemy import insert
+
+    from creditgate.api.app import prepare_database
+    from creditgate.db import Database
+    from creditgate.ledger.models import accounts, ledger_entries
+    from creditgate.money import cents
+
+    db = Database(url, pool_size=2)
+    try:
+        await prepare_database(db)
+        now = datetime.now(UTC)
+        ids = ["hot"] + [f"acct_{i:05d}" for i in range(ACCOUNTS)]
+        credit = {"hot": cents(10_000_000)}
+        rows = [
+            dict(
+                id=a,
+                name=a,
+                currency="USD",
+                mode="prepaid",
+                credit_limit=0,
+                balance=credit.get(a, cents(100_000)),
+                held=0,
+                created_at=now,
+            )
+            for a in ids
+        ]
+        entries = [
+            dict(
+                account_id=r["id"],
+                kind="grant",
+                amount=r["balance"],
+                balance_after=r["balance"],
+                ref="bench",
+                reason="bench",
+                expires_at=None,
+                created_at=now,
+            )
+            for r in rows
+        ]
+        async with db.write() as conn:
+            await conn.execute(insert(accounts), rows)
+            await conn.execute(insert(ledger_entries), entries)
+        return ids
+    finally:
+        await db.dispose()
+
+
+async def check_books(url: str) -> str:
+    """After the run: held == open holds for every account, and the ledger reconciles."""
+    from sqlalchemy import text
+
+    from creditgate.billing.reconcile import reconcile_report
+    from creditgate.db import Database
+
+    db = Database(url, pool_size=2)
+    try:
+        async with db.read() as conn:
+            bad = (
+                await conn.execute(
+                    text(
+                        "SELECT count(*) FROM accounts a WHERE a.held <> (SELECT coalesce(sum(amount), 0) "
+                        "FROM holds h WHERE h.account_id = a.id AND h.status = 'open')"
+                    )
+                )
+            ).scalar_one()
+            report = await reconcile_report(conn)
+        return f"accounts with held != open holds: {bad}; ledger reconciles: {report['ok']}"
+    finally:
+        await db.dispose()
+
+
+def run_backend(name: str, url: str, data_dir: Path, args: argparse.Namespace) -> None:
+    from creditgate.config import normalize_database_url
+
+    url = normalize_database_url(url)
+    ids = asyncio.run(populate(url))
+    env = {
+        "CREDITGATE_DATABASE_URL": url,
+        "CREDITGATE_DATA_DIR": str(data_dir),
+        "CREDITGATE_ADMIN_TOKEN": TOKEN,
+        "CREDITGATE_RUN_JOBS": "false",
+        "CREDITGATE_DB_POOL_SIZE": str(args.pool),
+    }
+    print(
+        f"\n== {name}: {args.workers} uvicorn workers, {args.connections} connections, "
+        f"{args.seconds:g} s per phase (after 1 s warm-up)",
+        flush=True,
+    )
+    with uvicorn("authorize:bare", args.workers, {}) as port:
+        bare_before = measure("bare FastAPI POST (JSON in, dict out)", port, args, lambda r: "x", False)
+    others = ids[1:]
+    results: dict[str, float] = {}
+    with uvicorn("creditgate.cli.serve:make_app", args.workers, env, factory=True) as port:
+        for label, pick, pairs in [
+            ("authorize, 10,000 accounts", lambda r: others[r.randrange(len(others))], False),
+            ("authorize+settle, 10,000 accounts", lambda r: others[r.randrange(len(others))], True),
+            ("authorize, one hot account", lambda r: "hot", False),
+            ("authorize+settle, one hot account", lambda r: "hot", True),
+        ]:
+            if args.only and args.only not in label:
+                continue
+            results[label] = measure(label, port, args, pick, pairs)
+    # the bare endpoint again, so a load that drifted during the run shows (ratios use the mean)
+    with uvicorn("authorize:bare", args.workers, {}) as port:
+        bare_after = measure("bare FastAPI POST, again", port, args, lambda r: "x", False)
+    bare_rps = (bare_before + bare_after) / 2
+    for label, rps in results.items():
+        print(f"ratio to bare FastAPI  {label:36s} {rps / bare_rps:6.1%}")
+    print(asyncio.run(check_books(url)), flush=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--seconds", type=float, default=4.0, help="measured seconds per phase")
+    parser.add_argument("--connections", type=int, default=64)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--pool", type=int, default=32, help="database pool size per worker")
+    parser.add_argument("--sqlite", action="store_true", help="also run against SQLite")
+    parser.add_argument("--no-postgres", action="store_true")
+    parser.add_argument("--only", help="run only the phases whose label contains this text")
+    args = parser.parse_args()
+    print(
+        f"creditgate authorize bench, {datetime.now(UTC):%Y-%m-%d %H:%M} UTC, {os.cpu_count()} CPUs, "
+        f"load average {os.getloadavg()[0]:.2f} at start",
+        flush=True,
+    )
+    with tempfile.TemporaryDirectory(prefix="cg-bench-") as tmp:
+        if not args.no_postgres:
+            name = f"creditgate_bench_{os.getpid()}"
+            asyncio.run(_admin(f'CREATE DATABASE "{name}"'))
+            try:
+                run_backend("PostgreSQL", PG_ADMIN.rsplit("/", 1)[0] + "/" + name, Path(tmp), args)
+            finally:
+                asyncio.run(_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        if args.sqlite:
+            run_backend("SQLite", f"sqlite:///{tmp}/bench.db", Path(tmp), args)
+
+
+if __name__ == "__main__":
+    main()
