@@ -6,8 +6,6 @@ reachable PostgreSQL they are skipped loudly, and under CI=true they fail instea
 
 from __future__ import annotations
 
-import os
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -20,13 +18,7 @@ BACKENDS = ["sqlite", "postgresql"]
 
 
 def _pg_or_skip() -> None:
-    if support.pg_available():
-        return
-    message = "PostgreSQL is not reachable on 127.0.0.1:5432: PostgreSQL half of the suite SKIPPED"
-    if os.environ.get("CI", "").lower() == "true":
-        pytest.fail(message + " (CI=true makes this an error)", pytrace=False)
-    sys.stderr.write(f"\n\n*** {message} ***\n\n")
-    pytest.skip(message)
+    support.pg_or_skip()
 
 
 @pytest.fixture(scope="session", params=BACKENDS)

@@ -22,6 +22,20 @@ class ValidationError(CreditgateError):
     code = "invalid_request"
 
 
+class PayloadTooLarge(ValidationError):
+    """The request body is larger than the service accepts."""
+
+    status = 413
+    code = "payload_too_large"
+
+
+class UnsupportedMediaType(ValidationError):
+    """The request body is declared as something other than JSON."""
+
+    status = 415
+    code = "unsupported_media_type"
+
+
 class AuthenticationError(CreditgateError):
     """No credentials, or credentials that match no token."""
 

@@ -17,6 +17,7 @@ from creditgate.billing.topups import Topup
 from creditgate.clock import Clock
 from creditgate.config import Settings
 from creditgate.db import Database
+from creditgate.ledger import service as ledger
 from creditgate.limits import service as limits
 from creditgate.notify import delivery
 from creditgate.payments.factory import make_processor
@@ -211,3 +212,18 @@ async def close_periods(db: Database, clock: Clock, *, batch: int = 50, max_batc
             _CLOSED_THROUGH[db.url] = period
             break
     return closed
+
+
+@job("expire_grants")
+async def expire_grants(db: Database, clock: Clock) -> int:
+    """Post the expiry entry (the unused remainder, possibly 0) of every grant whose
+    `expires_at` has passed; one account per transaction, under its row lock. A second
+    runner finds the `expiry:<id>` ref already posted and posts nothing."""
+    now = clock()
+    async with db.read() as conn:
+        due = await ledger.grants_due_to_expire(conn, now)
+    posted = 0
+    for account_id, grant_ids in due.items():
+        async with db.write() as conn:
+            posted += await ledger.expire_grants(conn, account_id, grant_ids, now)
+    return posted

@@ -7,12 +7,18 @@ input and to render wire values, and every division goes through `div_round_half
 
 from __future__ import annotations
 
-from decimal import Decimal, InvalidOperation
+import re
+from decimal import Decimal
 
 UNITS_PER_USD = 10**9
 UNITS_PER_CENT = 10**7
 TOKENS_PER_RATE = 10**6  # catalog rates are per million tokens
-MAX_UNITS = 2**63 - 1
+MAX_UNITS = 2**63 - 1  # what a BIGINT column holds
+# The largest magnitude of one ledger entry and of a balance: $1,000,000,000. It keeps every
+# sum the service computes (a batch debit, a running balance) far inside a BIGINT.
+MAX_AMOUNT = 10**18
+MAX_DECIMAL_CHARS = 40
+_DECIMAL = re.compile(r"([+-]?)([0-9]*)(?:\.([0-9]*))?")
 
 Units = int
 
@@ -28,22 +34,22 @@ def div_round_half_up(numerator: int, denominator: int) -> int:
 
 
 def parse_usd(text: str) -> Units:
-    """Parse a decimal USD string ("0.0123") into units, exactly. Raises ValueError."""
-    if not isinstance(text, str) or not text.strip():
+    """Parse a plain decimal USD string ("0.0123", "-5", ".5") into units, exactly, with
+    integer arithmetic only. No exponents, underscores or non-ASCII digits; at most 9
+    decimal places (trailing zeros beyond that are fine). Raises ValueError."""
+    if not isinstance(text, str):
         raise ValueError("must be a decimal string")
-    try:
-        value = Decimal(text.strip())
-    except InvalidOperation as exc:
-        raise ValueError("must be a decimal string") from exc
-    if not value.is_finite():
-        raise ValueError("must be a finite decimal")
-    scaled = value * UNITS_PER_USD
-    if scaled != scaled.to_integral_value():
+    s = text.strip()
+    match = _DECIMAL.fullmatch(s) if len(s) <= MAX_DECIMAL_CHARS else None
+    if match is None or not (match[2] or match[3]):
+        raise ValueError('must be a decimal string such as "1.50"')
+    sign, whole, frac = match[1], match[2] or "0", (match[3] or "").rstrip("0")
+    if len(frac) > 9:
         raise ValueError("has more than 9 decimal places")
-    units = int(scaled)
-    if abs(units) > MAX_UNITS:
+    units = int(whole) * UNITS_PER_USD + int(frac.ljust(9, "0"))
+    if units > MAX_UNITS:
         raise ValueError("is too large")
-    return units
+    return -units if sign == "-" else units
 
 
 def cents(amount_cents: int) -> Units:

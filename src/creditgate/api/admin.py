@@ -20,7 +20,7 @@ from creditgate.clock import parse_iso
 from creditgate.errors import ValidationError
 from creditgate.ledger import service as ledger
 from creditgate.metering import catalog as prices
-from creditgate.money import cents
+from creditgate.money import MAX_AMOUNT, UNITS_PER_CENT, cents
 
 
 async def operator(caller: Principal = Depends(principal)) -> Principal:
@@ -29,6 +29,9 @@ async def operator(caller: Principal = Depends(principal)) -> Principal:
 
 
 router = APIRouter(prefix="/admin/v1", dependencies=[Depends(operator)])
+
+
+MAX_CENTS = MAX_AMOUNT // UNITS_PER_CENT  # $1,000,000,000
 
 
 def _int_field(
@@ -41,6 +44,8 @@ def _int_field(
         raise ValidationError(f"{name} must be an integer", field=name)
     if minimum is not None and value < minimum:
         raise ValidationError(f"{name} must be >= {minimum}", field=name)
+    if abs(value) > MAX_CENTS:
+        raise ValidationError(f"{name} must be at most {MAX_CENTS} in size", field=name)
     return value
 
 
@@ -184,6 +189,8 @@ async def ledger_entries(
 ) -> Response:
     if not 1 <= limit <= 1000:
         raise ValidationError("limit must be between 1 and 1000", field="limit")
+    if before_id is not None and not 0 < before_id < 2**63:
+        raise ValidationError("before_id must be a positive entry id", field="before_id")
     async with services(request).db.read() as conn:
         await ledger.get_account(conn, account_id)
         rows = await ledger.list_entries(conn, account_id, limit=limit, before_id=before_id)

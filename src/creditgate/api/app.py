@@ -76,6 +76,7 @@ def create_app(
     app = FastAPI(title="creditgate", version="0.1.0", lifespan=lifespan, docs_url="/docs", redoc_url=None)
     app.state.services = svc
     errors.install(app)
+    app.add_middleware(errors.RejectNul)
     app.include_router(gateway.router)  # first: the hot paths match without scanning the others
     app.include_router(admin.router)
     app.include_router(admin_webhooks.router)

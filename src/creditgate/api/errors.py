@@ -9,9 +9,10 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from creditgate.api.responses import JSON
-from creditgate.errors import CreditgateError
+from creditgate.errors import CreditgateError, ValidationError
 
 log = logging.getLogger("creditgate.api")
 
@@ -38,6 +39,22 @@ def render(request: Request, status: int, exc: CreditgateError) -> Response:
 
 class _RouteError(CreditgateError):
     pass
+
+
+class RejectNul:
+    """ASGI middleware: a NUL character in the path or query string is a 400 before any
+    route sees it (PostgreSQL cannot store or compare text holding U+0000)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and ("\x00" in scope["path"] or b"%00" in scope.get("query_string", b"")):
+            request = Request(scope)
+            err = ValidationError("the URL must not contain the NUL character (%00)", field="url")
+            await render(request, 400, err)(scope, receive, send)
+            return
+        await self.app(scope, receive, send)
 
 
 def install(app: FastAPI) -> None:

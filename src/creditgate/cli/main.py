@@ -253,4 +253,6 @@ def reconcile() -> None:
     emit(report)
     if not report["ok"]:
         typer.echo(f"RECONCILE FAILED: {len(report['problems'])} problem(s)", err=True)
+        for problem in report["problems"]:
+            typer.echo(f"  account {problem['account_id']}: {problem['check']} does not hold", err=True)
         raise typer.Exit(1)

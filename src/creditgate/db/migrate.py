@@ -28,3 +28,19 @@ async def upgrade(db: Database, revision: str = "heads") -> None:
         if db.dialect == "postgresql":
             await conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _PG_MIGRATION_LOCK})
         await conn.run_sync(lambda sync: command.upgrade(alembic_config(sync), revision))
+
+
+async def downgrade(db: Database, revision: str) -> None:
+    """Step the schema back to `revision` ("base" drops everything creditgate created)."""
+    async with db.write() as conn:
+        if db.dialect == "postgresql":
+            await conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _PG_MIGRATION_LOCK})
+        await conn.run_sync(lambda sync: command.downgrade(alembic_config(sync), revision))
+
+
+async def current(db: Database) -> set[str]:
+    """The revisions the database is at (empty before the first migration)."""
+    from alembic.runtime.migration import MigrationContext
+
+    async with db.read() as conn:
+        return set(await conn.run_sync(lambda sync: MigrationContext.configure(sync).get_current_heads()))

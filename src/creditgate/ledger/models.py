@@ -42,3 +42,11 @@ ledger_entries = Table(
     UniqueConstraint("account_id", "ref"),
     Index("ix_ledger_entries_account_id_id", "account_id", "id"),
 )
+
+# Finds expiring grants without scanning the ledger; only grants with an expiry are indexed.
+Index(
+    "ix_ledger_entries_expires_at",
+    ledger_entries.c.expires_at,
+    postgresql_where=ledger_entries.c.expires_at.is_not(None),
+    sqlite_where=ledger_entries.c.expires_at.is_not(None),
+)

@@ -17,6 +17,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from creditgate.errors import Conflict, NotFound, ReconcileMismatch, ValidationError
 from creditgate.ledger import repository as repo
+from creditgate.ledger.expiry import expiry_ref, unused_remainders
+from creditgate.money import MAX_AMOUNT, UNITS_PER_USD
 
 ACCOUNT_MODES = ("prepaid", "postpaid")
 
@@ -46,8 +48,18 @@ class Posting:
         sign = ENTRY_KINDS.get(self.kind)
         if sign is None:
             raise ValidationError(f"unknown entry kind {self.kind!r}", field="kind")
-        if self.amount == 0 or (sign == 1 and self.amount < 0) or (sign == -1 and self.amount > 0):
+        if isinstance(self.amount, bool) or not isinstance(self.amount, int):
+            raise ValidationError("amount must be an integer of ledger units", field="amount")
+        # An expiry of a fully used grant is recorded with amount 0, so it happens exactly once.
+        zero_ok = self.kind == "expiry"
+        if (
+            (self.amount == 0 and not zero_ok)
+            or (sign == 1 and self.amount < 0)
+            or (sign == -1 and self.amount > 0)
+        ):
             raise ValidationError(f"a {self.kind} entry cannot have amount {self.amount}", field="amount")
+        if abs(self.amount) > MAX_AMOUNT:
+            raise ValidationError("amount is larger than one entry may move", field="amount")
         if self.expires_at is not None and self.kind != "grant":
             raise ValidationError("only grants can expire", field="expires_at")
 
@@ -97,6 +109,12 @@ async def post(
         if p.ref is not None:
             seen.add(key)
         balances[p.account_id] += p.amount
+        if abs(balances[p.account_id]) > MAX_AMOUNT:
+            raise ValidationError(
+                f"this would take the balance of {p.account_id!r} beyond the largest allowed "
+                f"(+/- {MAX_AMOUNT // UNITS_PER_USD} USD); nothing was written",
+                field="amount",
+            )
         deltas[p.account_id] = deltas.get(p.account_id, 0) + p.amount
         rows.append(
             {
@@ -140,8 +158,8 @@ async def open_account(
     """Create the account row that carries the balance. Conflict if the id is taken."""
     if mode not in ACCOUNT_MODES:
         raise ValidationError("mode must be prepaid or postpaid", field="mode")
-    if credit_limit < 0:
-        raise ValidationError("credit_limit must be >= 0", field="credit_limit")
+    if not 0 <= credit_limit <= MAX_AMOUNT:
+        raise ValidationError("credit_limit must be between 0 and the largest amount", field="credit_limit")
     if await repo.get_account(conn, account_id) is not None:
         raise Conflict(f"account {account_id!r} already exists", field="id")
     try:
@@ -210,3 +228,34 @@ def raise_on_mismatch(mismatches: list[Mismatch]) -> None:
             f"{len(mismatches)} account(s) off; first {first.account_id}: cached "
             f"{first.cached_balance} != entries {first.sum_of_entries}"
         )
+
+
+async def grants_due_to_expire(
+    conn: AsyncConnection, now: datetime, *, limit: int = 500
+) -> dict[str, list[int]]:
+    """Grants past their expiry without an expiry entry yet: {account_id: [grant entry ids]}."""
+    due: dict[str, list[int]] = {}
+    for row in await repo.grants_due_to_expire(conn, now, limit):
+        due.setdefault(row.account_id, []).append(int(row.id))
+    return due
+
+
+async def expire_grants(conn: AsyncConnection, account_id: str, grant_ids: list[int], now: datetime) -> int:
+    """Post the `expiry` entry for each expired grant of one account: its unused remainder
+    (see ledger.expiry), ref `expiry:<grant id>`, so a second runner posts nothing. Returns
+    how many entries were new."""
+    balances = await repo.lock_balances(conn, [account_id])
+    if account_id not in balances:
+        return 0
+    remainders = unused_remainders(await repo.all_entries(conn, account_id), grant_ids)
+    postings = [
+        Posting(
+            account_id,
+            "expiry",
+            -remainders[grant_id],
+            ref=expiry_ref(grant_id),
+            reason=f"unused credit of grant {grant_id} expired",
+        )
+        for grant_id in sorted(remainders)
+    ]
+    return sum(await post(conn, postings, now, locked=balances))

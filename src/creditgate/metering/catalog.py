@@ -12,10 +12,11 @@ import csv
 import io
 import json
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from importlib import resources
 from typing import Any
 
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from creditgate.errors import Conflict, ValidationError
@@ -92,6 +93,8 @@ class PriceCatalog:
         return candidates[0] if len(candidates) == 1 else None
 
 
+MAX_RATE = 10**15  # $1,000,000 per million tokens (or per request)
+
 _RATE_FIELDS = {
     "input_per_mtok_usd": "input_rate",
     "output_per_mtok_usd": "output_rate",
@@ -99,10 +102,17 @@ _RATE_FIELDS = {
 }
 
 
+_EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
+_LATEST = datetime(2100, 1, 1, tzinfo=UTC)
+
+
 def parse_price_file(text: str, filename: str) -> list[dict[str, Any]]:
     """Read a JSON (list, or {"prices": [...]}) or CSV price file into raw row dicts."""
     if filename.lower().endswith(".csv"):
-        return [dict(row) for row in csv.DictReader(io.StringIO(text))]
+        try:
+            return [dict(row) for row in csv.DictReader(io.StringIO(text))]
+        except csv.Error as exc:
+            raise ValidationError(f"not valid CSV: {exc}") from exc
     try:
         data = json.loads(text)
     except json.JSONDecodeError as exc:
@@ -137,6 +147,8 @@ def _parse_row(index: int, raw: dict[str, Any], default_from: datetime) -> dict[
         value = raw.get(key)
         if not isinstance(value, str) or not value.strip() or len(value) > (64 if key == "provider" else 200):
             raise fail(key, "must be a non-empty string")
+        if "\x00" in value:
+            raise fail(key, "must not contain the NUL character")
         row[key] = value.strip()
     for src, dst in (*_RATE_FIELDS.items(), ("request_fee_usd", "request_fee")):
         value = raw.get(src)
@@ -149,8 +161,8 @@ def _parse_row(index: int, raw: dict[str, Any], default_from: datetime) -> dict[
             units = parse_usd(str(value))
         except ValueError as exc:
             raise fail(src, str(exc)) from exc
-        if units < 0:
-            raise fail(src, "must be >= 0")
+        if not 0 <= units <= MAX_RATE:
+            raise fail(src, "must be between 0 and 1000000")
         row[dst] = units
     if row["cached_input_rate"] is None:
         row["cached_input_rate"] = row["input_rate"]
@@ -160,19 +172,26 @@ def _parse_row(index: int, raw: dict[str, Any], default_from: datetime) -> dict[
     if when in (None, ""):
         row["effective_from"] = default_from
     else:
+        if not isinstance(when, str):
+            raise fail("effective_from", "must be an ISO 8601 timestamp string")
         try:
-            moment = datetime.fromisoformat(str(when).replace("Z", "+00:00"))
+            moment = datetime.fromisoformat(when.strip().replace("Z", "+00:00"))
         except ValueError as exc:
             raise fail("effective_from", "must be an ISO 8601 timestamp") from exc
         if moment.tzinfo is None:
             raise fail("effective_from", "must include a timezone (e.g. Z)")
-        row["effective_from"] = moment
+        if not _EARLIEST <= moment <= _LATEST:
+            raise fail("effective_from", "must be between 2000 and 2100")
+        row["effective_from"] = moment.astimezone(UTC)
     return row
 
 
 async def import_prices(conn: AsyncConnection, rows: list[dict[str, Any]], now: datetime) -> tuple[int, int]:
     """Insert parsed rows. A row identical to a stored one is skipped; a row that would change
-    a stored (provider, model, effective_from) is a Conflict. Returns (inserted, unchanged)."""
+    a stored (provider, model, effective_from) is a Conflict. Returns (inserted, unchanged).
+    Imports are serialized, so price ids commit in order and the highest id is a sound cache
+    version for every process."""
+    await repo.lock_catalog(conn)
     existing = {(p.provider, p.model, p.effective_from): p for p in await repo.all_prices(conn)}
     fresh: list[dict[str, Any]] = []
     unchanged = 0
@@ -195,7 +214,10 @@ async def import_prices(conn: AsyncConnection, rows: list[dict[str, Any]], now: 
                 f"{key[0]}/{key[1]} already has a different price from {key[2].isoformat()}; "
                 "prices are immutable, add a new effective_from instead"
             )
-    await repo.insert_prices(conn, fresh)
+    try:
+        await repo.insert_prices(conn, fresh)
+    except IntegrityError as exc:  # a concurrent import stored the same key first
+        raise Conflict("a concurrent import changed the catalog; retry the import") from exc
     return len(fresh), unchanged
 
 

@@ -1,26 +1,29 @@
 """Usage ingestion: validate, price, store once per event id, debit the ledger, roll up.
 
-One batch is one transaction. Invalid events are rejected alone; duplicates (an id already
-stored for the account, or repeated inside the batch) are counted and never charged. The
-debit is one ledger entry per account per batch, so the ledger stays small while every
-event keeps its own exact cost.
+A batch is stored in one transaction, possibly together with other batches (the API groups
+concurrent requests: see api/ingest_queue.py). Invalid events are rejected alone; duplicates
+(an id already stored for the account, or repeated earlier in the batch or group) are
+counted and never charged. The debit is one ledger entry per account per transaction, so
+the ledger stays small while every event keeps its own exact cost.
 """
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from creditgate.accounts.principal import Principal
+from creditgate.clock import EPOCH
 from creditgate.errors import ValidationError
 from creditgate.ledger import service as ledger
 from creditgate.limits import service as limits
 from creditgate.metering import repository as repo
 from creditgate.metering.catalog import PriceCatalog
-from creditgate.metering.events import UsageEvent, parse_event
+from creditgate.metering.events import MAX_EVENT_COST, UsageEvent, parse_event
 from creditgate.money import usage_cost
 
 MAX_BATCH = 1000
@@ -81,7 +84,23 @@ def price_event(event: UsageEvent, catalog: PriceCatalog) -> PricedEvent:
         price.cached_input_rate,
         price.request_fee,
     )
+    if cost > MAX_EVENT_COST:
+        raise ValidationError("the priced cost of this event is larger than one event may cost", field="cost")
     return PricedEvent(event, price.provider, cost, price.id)
+
+
+ChargeHook = Callable[[AsyncConnection, list[PricedEvent], dict[str, int], datetime], Awaitable[None]]
+# Called inside the ingest transaction, after the debit, with the newly stored events and the
+# units charged per account (e.g. to keep spend windows current). Register at import time.
+CHARGE_HOOKS: list[ChargeHook] = []
+
+
+@dataclass
+class ParsedBatch:
+    """A validated batch waiting to be stored: what `parse_batch` returned."""
+
+    events: list[tuple[int, UsageEvent]]
+    rejected: list[dict[str, Any]]
 
 
 async def ingest(
@@ -94,64 +113,89 @@ async def ingest(
     hold_id: str | None = None,
 ) -> IngestResult:
     """Ingest one batch inside the caller's transaction."""
-    parsed, rejected = parse_batch(events, principal, now)
-    result = IngestResult(rejected=rejected)
-    if not parsed:
-        return result
-    balances = await ledger.lock(conn, {e.account_id for _, e in parsed})
+    good, rejected = parse_batch(events, principal, now)
+    return (await ingest_parsed(conn, [ParsedBatch(good, rejected)], catalog, now, hold_id=hold_id))[0]
+
+
+async def ingest_parsed(
+    conn: AsyncConnection,
+    batches: list[ParsedBatch],
+    catalog: PriceCatalog,
+    now: datetime,
+    *,
+    hold_id: str | None = None,
+) -> list[IngestResult]:
+    """Store several validated batches in the caller's transaction, exactly as if they had
+    been ingested one after the other in list order (an id repeated by a later batch is that
+    batch's duplicate). One account lock pass, one statement per table, one debit per account."""
+    results = [IngestResult(rejected=list(b.rejected)) for b in batches]
+    accounts = {e.account_id for b in batches for _, e in b.events}
+    if not accounts:
+        return results
+    balances = await ledger.lock(conn, accounts)
     await catalog.refresh(conn)
-    priced: list[PricedEvent] = []
+    priced: list[tuple[int, PricedEvent]] = []
     seen: set[tuple[str, str]] = set()
-    for index, event in parsed:
-        if event.account_id not in balances:
-            rejected.append({"index": index, "error": "account_id: no such account", "field": "account_id"})
-            continue
-        key = (event.account_id, event.id)
-        if key in seen:
+    for number, batch in enumerate(batches):
+        result = results[number]
+        for index, event in batch.events:
+            if event.account_id not in balances:
+                result.rejected.append(
+                    {"index": index, "error": "account_id: no such account", "field": "account_id"}
+                )
+                continue
+            key = (event.account_id, event.id)
+            if key in seen:
+                result.duplicates += 1
+                continue
+            try:
+                priced.append((number, price_event(event, catalog)))
+            except ValidationError as exc:
+                result.rejected.append({"index": index, "error": exc.message, "field": exc.field})
+                continue
+            seen.add(key)
+        result.rejected.sort(key=lambda r: r["index"])
+    inserted = await repo.insert_new_events(conn, _event_columns(priced), hold_id=hold_id, received_at=now)
+    stored: list[PricedEvent] = []
+    charged: dict[str, int] = {}
+    for number, p in priced:
+        result = results[number]
+        if (p.event.account_id, p.event.id) not in inserted:
             result.duplicates += 1
             continue
-        try:
-            priced.append(price_event(event, catalog))
-        except ValidationError as exc:
-            rejected.append({"index": index, "error": exc.message, "field": exc.field})
-            continue
-        seen.add(key)
-    rejected.sort(key=lambda r: r["index"])
-    inserted = await repo.insert_new_events(conn, [_event_row(p, now, hold_id) for p in priced])
-    stored = [p for p in priced if (p.event.account_id, p.event.id) in inserted]
-    result.accepted = len(stored)
-    result.duplicates += len(priced) - len(stored)
-    for p in stored:
+        stored.append(p)
+        result.accepted += 1
         result.charged[p.event.account_id] = result.charged.get(p.event.account_id, 0) + p.cost
+        charged[p.event.account_id] = charged.get(p.event.account_id, 0) + p.cost
     postings = [
         ledger.Posting(account_id=a, kind="usage", amount=-cost, reason="usage")
-        for a, cost in sorted(result.charged.items())
+        for a, cost in sorted(charged.items())
         if cost > 0
     ]
     await ledger.post(conn, postings, now, locked=balances)
-    await repo.add_to_rollups(conn, _rollup_rows(stored))
-    # Enforcement hook: recorded spend counts against spending-limit windows (same transaction,
-    # accounts already locked above). Kept to this one call; see limits.service.record_spend.
-    await limits.record_spend(conn, result.charged, now)
-    return result
+    await repo.add_to_hourly_rollups(conn, _hour_columns(stored))
+    # Enforcement: recorded spend counts against spending-limit windows (same transaction,
+    # accounts already locked above); see limits.service.record_spend.
+    await limits.record_spend(conn, charged, now)
+    for hook in CHARGE_HOOKS:
+        await hook(conn, stored, charged, now)
+    return results
 
 
-def _event_row(p: PricedEvent, now: datetime, hold_id: str | None) -> dict[str, Any]:
-    e = p.event
+def _event_columns(priced: list[tuple[int, PricedEvent]]) -> dict[str, list[Any]]:
+    events = [p.event for _, p in priced]
     return {
-        "account_id": e.account_id,
-        "event_id": e.id,
-        "occurred_at": e.occurred_at,
-        "provider": p.provider,
-        "model": e.model,
-        "input_tokens": e.input_tokens,
-        "output_tokens": e.output_tokens,
-        "cached_tokens": e.cached_tokens,
-        "cost": p.cost,
-        "price_id": p.price_id,
-        "hold_id": hold_id,
-        "metadata": e.metadata,
-        "received_at": now,
+        "account_id": [e.account_id for e in events],
+        "event_id": [e.id for e in events],
+        "occurred_at": [e.occurred_at for e in events],
+        "provider": [p.provider for _, p in priced],
+        "model": [e.model for e in events],
+        "input_tokens": [e.input_tokens for e in events],
+        "output_tokens": [e.output_tokens for e in events],
+        "cached_tokens": [e.cached_tokens for e in events],
+        "cost": [p.cost for _, p in priced],
+        "price_id": [p.price_id for _, p in priced],
+        "metadata": [e.metadata for e in events],
     }
 
 
@@ -160,29 +204,38 @@ def bucket_start(moment: datetime, granularity: str) -> datetime:
     return hour if granularity == "hour" else hour.replace(hour=0)
 
 
-def _rollup_rows(stored: list[PricedEvent]) -> list[dict[str, Any]]:
-    sums: dict[tuple[str, str, datetime, str, str], list[int]] = {}
+def _hour_columns(stored: list[PricedEvent]) -> dict[str, list[Any]]:
+    """Sum the events per (account, hour, provider, model), column-wise; integer hour numbers
+    instead of datetime arithmetic per event (this is the hot path). Day buckets are summed
+    from these hours by the repository."""
+    hours: dict[tuple[str, int, str, str], list[int]] = {}
     for p in stored:
         e = p.event
-        for granularity in ("hour", "day"):
-            key = (e.account_id, granularity, bucket_start(e.occurred_at, granularity), p.provider, e.model)
-            acc = sums.setdefault(key, [0, 0, 0, 0, 0])
+        key = (e.account_id, int(e.occurred_at.timestamp()) // 3600, p.provider, e.model)
+        acc = hours.get(key)
+        if acc is None:
+            hours[key] = [1, e.input_tokens, e.output_tokens, e.cached_tokens, p.cost]
+        else:
             acc[0] += 1
             acc[1] += e.input_tokens
             acc[2] += e.output_tokens
             acc[3] += e.cached_tokens
             acc[4] += p.cost
-    return [
-        {
-            "account_id": k[0],
-            "granularity": k[1],
-            "bucket_start": k[2],
-            "provider": k[3],
-            "model": k[4],
-            **dict(zip(_ROLLUP_SUMS, v, strict=True)),
-        }
-        for k, v in sums.items()
-    ]
+    columns: dict[str, list[Any]] = {
+        name: [] for name in ("account_id", "bucket_start", "provider", "model", *_ROLLUP_SUMS)
+    }
+    starts: dict[int, datetime] = {}
+    for (account_id, hour, provider, model), sums in hours.items():
+        start = starts.get(hour)
+        if start is None:
+            start = starts[hour] = EPOCH + timedelta(hours=hour)
+        columns["account_id"].append(account_id)
+        columns["bucket_start"].append(start)
+        columns["provider"].append(provider)
+        columns["model"].append(model)
+        for name, value in zip(_ROLLUP_SUMS, sums, strict=True):
+            columns[name].append(value)
+    return columns
 
 
 async def usage_buckets(

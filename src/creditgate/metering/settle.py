@@ -19,23 +19,11 @@ from creditgate.accounts.principal import OPERATOR, Principal
 from creditgate.errors import Conflict, CreditgateError, ValidationError
 from creditgate.limits import service as limits
 from creditgate.metering.catalog import PriceCatalog
+from creditgate.metering.events import EVENT_FIELDS
 from creditgate.metering.models import usage_events
 from creditgate.metering.service import ingest
 
-SETTLE_FIELDS = frozenset(
-    {
-        "id",
-        "account_id",
-        "model",
-        "provider",
-        "input_tokens",
-        "output_tokens",
-        "cached_tokens",
-        "cost_usd",
-        "timestamp",
-        "metadata",
-    }
-)
+SETTLE_FIELDS = EVENT_FIELDS  # settle takes the actual usage in the shape of a usage event
 
 
 @dataclass(frozen=True)
