@@ -20,6 +20,7 @@ import os
 import random
 import signal
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -34,8 +35,9 @@ from typing import Any
 import orjson
 from fastapi import FastAPI, Request
 
+from bench_support import create_pg_database, drop_pg_database, free_port
+
 TOKEN = "bench-operator-token"  # a throwaway token for a loopback-only bench
-PG_ADMIN = os.environ.get("CREDITGATE_BENCH_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
 ACCOUNTS = 10_000
 MAX_REQUESTS_PER_CONNECTION = 200_000
 
@@ -133,10 +135,20 @@ async def _load(port: int, seconds: float, connections: int, pick: Any, pairs: b
     return stats, time.perf_counter() - start
 
 
-def measure(label: str, port: int, args: argparse.Namespace, pick: Any, pairs: bool) -> float:
+@dataclass
+class Figures:
+    """One phase of one run: requests/s and the authorize latency percentiles (ms)."""
+
+    rps: float
+    p50_ms: float
+    p99_ms: float
+
+
+def measure(label: str, port: int, args: argparse.Namespace, pick: Any, pairs: bool) -> Figures:
     stats, elapsed = asyncio.run(_load(port, args.seconds, args.connections, pick, pairs))
     total = sum(len(v) for v in stats.latencies.values())
     rps = total / elapsed
+    authorize = stats.latencies.get("authorize", [])
     parts = [f"{label:42s} {rps:8.0f} req/s"]
     for kind, values in stats.latencies.items():
         parts.append(f"{kind} p50 {_pct(values, 0.5):6.2f} ms p99 {_pct(values, 0.99):6.2f} ms")
@@ -144,16 +156,10 @@ def measure(label: str, port: int, args: argparse.Namespace, pick: Any, pairs: b
         parts.append(f"{len(stats.latencies.get('settle', [])) / elapsed:7.0f} pairs/s")
     parts.append(f"denied {stats.denied} errors {stats.errors}")
     print(" | ".join(parts), flush=True)
-    return rps
+    return Figures(rps, _pct(authorize, 0.5), _pct(authorize, 0.99))
 
 
 # ---------------------------------------------------------------- servers and data
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @contextmanager
@@ -202,16 +208,6 @@ def uvicorn(app: str, workers: int, env: dict[str, str], factory: bool = False) 
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
-
-
-async def _admin(sql: str) -> None:
-    import asyncpg
-
-    conn = await asyncpg.connect(PG_ADMIN)
-    try:
-        await conn.execute(sql)
-    finally:
-        await conn.close()
 
 
 async def populate(url: str) -> list[str]:
@@ -287,7 +283,8 @@ async def check_books(url: str) -> str:
         await db.dispose()
 
 
-def run_backend(name: str, url: str, data_dir: Path, args: argparse.Namespace) -> None:
+def run_backend(name: str, url: str, data_dir: Path, args: argparse.Namespace) -> dict[str, Figures]:
+    """One run on one backend; returns the figures per phase, the ratio under "ratio: ..." keys."""
     from creditgate.config import normalize_database_url
 
     url = normalize_database_url(url)
@@ -307,7 +304,7 @@ def run_backend(name: str, url: str, data_dir: Path, args: argparse.Namespace) -
     with uvicorn("authorize:bare", args.workers, {}) as port:
         bare_before = measure("bare FastAPI POST (JSON in, dict out)", port, args, lambda r: "x", False)
     others = ids[1:]
-    results: dict[str, float] = {}
+    results: dict[str, Figures] = {}
     with uvicorn("creditgate.cli.serve:make_app", args.workers, env, factory=True) as port:
         for label, pick, pairs in [
             ("authorize, 10,000 accounts", lambda r: others[r.randrange(len(others))], False),
@@ -321,10 +318,30 @@ def run_backend(name: str, url: str, data_dir: Path, args: argparse.Namespace) -
     # the bare endpoint again, so a load that drifted during the run shows (ratios use the mean)
     with uvicorn("authorize:bare", args.workers, {}) as port:
         bare_after = measure("bare FastAPI POST, again", port, args, lambda r: "x", False)
-    bare_rps = (bare_before + bare_after) / 2
-    for label, rps in results.items():
-        print(f"ratio to bare FastAPI  {label:36s} {rps / bare_rps:6.1%}")
+    bare_rps = (bare_before.rps + bare_after.rps) / 2
+    for label, figures in results.items():
+        print(f"ratio to bare FastAPI  {label:36s} {figures.rps / bare_rps:6.1%}")
     print(asyncio.run(check_books(url)), flush=True)
+    results["bare FastAPI (mean of before and after)"] = Figures(
+        bare_rps, bare_before.p50_ms, bare_before.p99_ms
+    )
+    return results
+
+
+def print_medians(name: str, runs: list[dict[str, Figures]]) -> None:
+    """The median of each figure over the runs (the machine is noisy; one run proves little)."""
+    bare = "bare FastAPI (mean of before and after)"
+    print(f"\n== {name}: medians over {len(runs)} runs", flush=True)
+    for label in runs[0]:
+        rps = statistics.median(r[label].rps for r in runs)
+        p50 = statistics.median(r[label].p50_ms for r in runs)
+        p99 = statistics.median(r[label].p99_ms for r in runs)
+        ratio = statistics.median(r[label].rps / r[bare].rps for r in runs)
+        print(
+            f"{label:42s} {rps:8.0f} req/s | authorize p50 {p50:6.2f} ms p99 {p99:6.2f} ms"
+            f" | ratio to bare {ratio:6.1%}",
+            flush=True,
+        )
 
 
 def main() -> None:
@@ -336,6 +353,9 @@ def main() -> None:
     parser.add_argument("--sqlite", action="store_true", help="also run against SQLite")
     parser.add_argument("--no-postgres", action="store_true")
     parser.add_argument("--only", help="run only the phases whose label contains this text")
+    parser.add_argument(
+        "--runs", type=int, default=3, help="runs per backend; medians are printed at the end"
+    )
     args = parser.parse_args()
     print(
         f"creditgate authorize bench, {datetime.now(UTC):%Y-%m-%d %H:%M} UTC, {os.cpu_count()} CPUs, "
@@ -343,15 +363,26 @@ def main() -> None:
         flush=True,
     )
     with tempfile.TemporaryDirectory(prefix="cg-bench-") as tmp:
+        medians: list[tuple[str, list[dict[str, Figures]]]] = []
         if not args.no_postgres:
-            name = f"creditgate_bench_{os.getpid()}"
-            asyncio.run(_admin(f'CREATE DATABASE "{name}"'))
-            try:
-                run_backend("PostgreSQL", PG_ADMIN.rsplit("/", 1)[0] + "/" + name, Path(tmp), args)
-            finally:
-                asyncio.run(_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+            pg_runs = []
+            for run in range(args.runs):
+                url = create_pg_database()
+                try:
+                    pg_runs.append(
+                        run_backend(f"PostgreSQL, run {run + 1}/{args.runs}", url, Path(tmp), args)
+                    )
+                finally:
+                    drop_pg_database(url)
+            medians.append(("PostgreSQL", pg_runs))
         if args.sqlite:
-            run_backend("SQLite", f"sqlite:///{tmp}/bench.db", Path(tmp), args)
+            lite_runs = []
+            for run in range(args.runs):
+                url = f"sqlite:///{tmp}/bench-{run}.db"
+                lite_runs.append(run_backend(f"SQLite, run {run + 1}/{args.runs}", url, Path(tmp), args))
+            medians.append(("SQLite", lite_runs))
+        for name, runs in medians:
+            print_medians(name, runs)
 
 
 if __name__ == "__main__":
