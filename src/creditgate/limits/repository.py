@@ -5,7 +5,7 @@ with the account row locked first, so balance, held and the window state move to
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import orjson
@@ -13,6 +13,7 @@ from sqlalchemy import and_, bindparam, func, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from creditgate.db.driver import pg_driver
 from creditgate.ledger.models import accounts
 from creditgate.limits.models import holds, limit_state, spend_buckets, spending_limits
 
@@ -189,11 +190,27 @@ def _spend_statements(conn: AsyncConnection) -> tuple[Any, Any]:
     return _SPEND_SQL[name]
 
 
+# Both writes of add_spend in one statement over arrays: it runs in every ingest transaction,
+# where SQLAlchemy's per-row executemany of the two statements cost about a fifth of ingest.
+_PG_ADD_SPEND = (
+    "WITH s AS (SELECT * FROM unnest($1::varchar[], $2::bigint[]) AS s(a, x)), "
+    "b AS (INSERT INTO spend_buckets (account_id, bucket_start, amount) "
+    "SELECT a, $3::timestamptz, x FROM s ORDER BY a "
+    "ON CONFLICT (account_id, bucket_start) DO UPDATE SET amount = spend_buckets.amount + excluded.amount) "
+    "UPDATE limit_state l SET window_spend = l.window_spend + s.x FROM s "
+    "WHERE l.account_id = s.a AND l.window_start <= $3::timestamptz"
+)
+
+
 async def add_spend(conn: AsyncConnection, spent: dict[str, int], bucket: datetime) -> None:
     """Add spend to each account's bucket and to its running window sum (when the bucket is in
     the window the sum covers). Callers hold the accounts' row locks."""
     ids = sorted(a for a, amount in spent.items() if amount > 0)
     if not ids:
+        return
+    if conn.dialect.name == "postgresql":
+        driver = await pg_driver(conn)
+        await driver.execute(_PG_ADD_SPEND, ids, [spent[a] for a in ids], bucket.astimezone(UTC))
         return
     upsert, bump = _spend_statements(conn)
     await conn.execute(upsert, [{"account_id": a, "bucket_start": bucket, "amount": spent[a]} for a in ids])
