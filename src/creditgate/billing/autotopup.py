@@ -66,7 +66,10 @@ async def after_debit(
 ) -> list[str]:
     """The debit hook: call in the debit's transaction, after the ledger moved, with the
     accounts it debited (already locked by the debit). Returns the top-ups queued. Never
-    raises: a failure here is logged and left to the job, the debit still commits."""
+    raises: a failure here is logged and left to the job. A failed step rolls back to its
+    savepoint and the debit still commits; a failure of the first query (no savepoint, to keep
+    it off the hot path) aborts the debit's transaction on PostgreSQL, so the debit fails
+    whole and the caller's retry is safe."""
     ids = sorted(set(account_ids))
     if not ids:
         return []
