@@ -236,3 +236,30 @@ def test_tokens_are_scoped(server: support.LiveServer) -> None:
     with server.client(read) as c:
         assert c.post("/v1/gateway/authorize", json={**body, "account_id": mine}).status_code == 403
     assert account_state(server, theirs)["held"] == cents(1)
+
+
+def test_authorize_served_in_front_of_routing_answers_like_every_other_route(
+    server: support.LiveServer,
+) -> None:
+    """POST /v1/gateway/authorize skips FastAPI's routing (api/fast_routes.py); its errors,
+    and every request it does not take, must look exactly as they do elsewhere."""
+    body = {
+        "account_id": support.new_account_id(),
+        "request_id": "x",
+        "model": "m",
+        "estimated_cost_usd": "0.01",
+    }
+    with server.client(None) as c:
+        fast = c.post("/v1/gateway/authorize", json=body)
+        routed = c.post("/v1/gateway/usage", json={"events": []})
+        assert fast.status_code == routed.status_code == 401
+        assert fast.json() == routed.json(), (fast.text, routed.text)
+        assert fast.headers["content-type"] == routed.headers["content-type"]
+    with server.admin() as c:
+        r = c.post("/v1/gateway/authorize", content=b"<x/>", headers={"content-type": "application/xml"})
+        assert r.status_code == 415 and r.json()["error"]["type"], r.text
+        r = c.post("/v1/gateway/authorize", content=b"{" + b" " * (3 << 20) + b"}")
+        assert r.status_code == 413, r.text
+        assert c.get("/v1/gateway/authorize").status_code == 405  # not POST: FastAPI's answer
+        assert c.post("/v1/gateway/authorize%00", json=body).status_code == 400  # RejectNul still first
+        assert c.post("/v1/gateway/authorize", json=body).status_code == 404  # unknown account

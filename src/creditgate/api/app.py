@@ -22,6 +22,7 @@ from creditgate.api import (
     sandbox,
     webhooks,
 )
+from creditgate.api.fast_routes import FastPostRoutes
 from creditgate.api.state import Services
 from creditgate.billing import handlers
 from creditgate.clock import Clock, system_clock
@@ -76,7 +77,8 @@ def create_app(
     app = FastAPI(title="creditgate", version="0.1.0", lifespan=lifespan, docs_url="/docs", redoc_url=None)
     app.state.services = svc
     errors.install(app)
-    app.add_middleware(errors.RejectNul)
+    app.add_middleware(FastPostRoutes, routes={"/v1/gateway/authorize": gateway.authorize})
+    app.add_middleware(errors.RejectNul)  # added last: the outermost, it sees every request
     app.include_router(gateway.router)  # first: the hot paths match without scanning the others
     app.include_router(admin.router)
     app.include_router(admin_webhooks.router)
