@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+from datetime import UTC, datetime
 from typing import Any
 
 import orjson
@@ -10,6 +12,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from creditgate.accounts.principal import OPERATOR
+from creditgate.errors import CreditgateError
+from creditgate.metering import service as metering
 from creditgate.metering.events import EVENT_FIELDS
 from creditgate.money import cents
 from tests import support
@@ -392,3 +397,20 @@ def test_idempotency_key_replays_and_conflicts(
         assert c.post(path, json={"amount_cents": 8}, headers={"Idempotency-Key": ""}).status_code == 400
     assert support.snapshot(database_url) == before
     assert support.balance_units(server, account) == cents(507)
+
+
+@settings(max_examples=200, deadline=None)
+@given(events=_events("0123456789abcdef0123456789abcdef"), chunk=st.integers(1, 4))
+def test_parsing_that_yields_to_the_loop_gives_the_same_answer(events: Any, chunk: int) -> None:
+    """The endpoint parses in chunks between yields; the answer must be parse_batch's exactly."""
+    now = datetime(2026, 1, 1, tzinfo=UTC)
+
+    def outcome(run: Any) -> Any:
+        try:
+            return run()
+        except CreditgateError as exc:
+            return type(exc), exc.message, exc.field
+
+    whole = outcome(lambda: metering.parse_batch(events, OPERATOR, now))
+    chunked = outcome(lambda: asyncio.run(metering.parse_batch_yielding(events, OPERATOR, now, chunk=chunk)))
+    assert chunked == whole

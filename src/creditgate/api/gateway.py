@@ -29,7 +29,7 @@ async def report_usage(request: Request, caller: Principal = Depends(principal))
     was rejected (nothing is written either way for a rejected event)."""
     svc = services(request)
     body = await read_object(request, allowed={"events"}, allow_nul=True)
-    good, rejected = metering.parse_batch(body.get("events"), caller, svc.clock())
+    good, rejected = await metering.parse_batch_yielding(body.get("events"), caller, svc.clock())
     result = await queue_for(svc).submit(metering.ParsedBatch(good, rejected))
     all_rejected = bool(result.rejected) and result.accepted == 0 and result.duplicates == 0
     return JSON(result.to_wire(), status_code=422 if all_rejected else 200)
