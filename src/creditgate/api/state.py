@@ -1,38 +1,20 @@
-"""What every request handler needs, built once per app."""
+"""What every request handler needs: the process's workflow context."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any
-
 from fastapi import Request
 
-from creditgate.clock import Clock, system_clock
-from creditgate.config import Settings
-from creditgate.db import Database
-from creditgate.errors import ServiceUnavailable
-from creditgate.metering.catalog import PriceCatalog
 from creditgate.payments.gateway import CardProcessor
+from creditgate.workflows.context import Context
+
+Services = Context  # the name the handlers use
 
 
-@dataclass
-class Services:
-    settings: Settings
-    db: Database
-    catalog: PriceCatalog = field(default_factory=PriceCatalog)
-    clock: Clock = system_clock
-    extras: dict[str, Any] = field(default_factory=dict)
-    processor: CardProcessor | None = None  # chosen by settings.payments (payments.factory)
-
-
-def services(request: Request) -> Services:
-    svc: Services = request.app.state.services
+def services(request: Request) -> Context:
+    svc: Context = request.app.state.services
     return svc
 
 
 def processor(request: Request) -> CardProcessor:
     """The configured card processor."""
-    found = services(request).processor
-    if found is None:
-        raise ServiceUnavailable("no card processor is configured")
-    return found
+    return services(request).require_processor()
