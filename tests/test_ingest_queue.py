@@ -10,14 +10,13 @@ from typing import Any
 import pytest
 
 from creditgate.accounts.principal import OPERATOR
-from creditgate.api.ingest_queue import IngestQueue
-from creditgate.api.state import Services
 from creditgate.clock import system_clock
 from creditgate.db import Database
 from creditgate.errors import ValidationError
 from creditgate.ledger import service as ledger
 from creditgate.metering import service as metering
 from creditgate.money import MAX_AMOUNT, parse_usd
+from creditgate.workflows import Context
 from tests import support
 
 
@@ -39,7 +38,7 @@ def test_group_keeps_each_answer_and_isolates_a_failing_batch(
 
     async def main() -> None:
         db = Database(settings.database_url, pool_size=4)
-        svc = Services(settings=settings, db=db)
+        svc = Context(settings=settings, db=db)
         a, b, rich = support.new_account_id(), support.new_account_id(), support.new_account_id()
         now = system_clock()
         async with db.write() as conn:
@@ -54,7 +53,7 @@ def test_group_keeps_each_answer_and_isolates_a_failing_batch(
             groups.append(len(batches))
             return await original(conn, batches, *args, **kw)
 
-        queue = IngestQueue(svc)
+        queue = svc.usage_queue
         batches = [
             [_event(a, "e1", "0.10"), _event(b, "e1", "0.20")],
             [_event(a, "e1", "0.10"), _event(a, "e2", "0.01")],  # e1 is the first batch's
@@ -89,7 +88,7 @@ def test_empty_and_all_rejected_batches_skip_the_database(
 
     async def main() -> None:
         db = Database(settings.database_url, pool_size=2)
-        queue = IngestQueue(Services(settings=settings, db=db))
+        queue = Context(settings=settings, db=db).usage_queue
         parsed = metering.ParsedBatch(*metering.parse_batch([{"id": "x"}] * size, OPERATOR, system_clock()))
         result = await queue.submit(parsed)
         assert (result.accepted, result.duplicates, len(result.rejected)) == (0, 0, size)

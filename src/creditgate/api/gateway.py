@@ -1,4 +1,4 @@
-"""The gateway API: usage reports, and authorize / settle / void of holds."""
+"""The gateway API: usage reports, and authorize / settle / void of holds (parse -> workflow -> render)."""
 
 from __future__ import annotations
 
@@ -9,16 +9,13 @@ from fastapi.responses import Response
 
 from creditgate.accounts.principal import Principal
 from creditgate.api.auth import principal
-from creditgate.api.auto_topup_hook import queue_auto_topups
-from creditgate.api.batching import Batcher
-from creditgate.api.ingest_queue import queue_for
 from creditgate.api.responses import JSON, read_json, read_object
 from creditgate.api.state import services
 from creditgate.limits import service as limits
-from creditgate.metering import authorize as gate
-from creditgate.metering import service as metering
-from creditgate.metering import settle as settling
 from creditgate.money import to_cents_number, to_usd_string
+from creditgate.workflows import authorize as authorizing
+from creditgate.workflows import holds
+from creditgate.workflows.usage import report_usage as ingest_usage
 
 router = APIRouter(prefix="/v1/gateway")
 
@@ -27,10 +24,8 @@ router = APIRouter(prefix="/v1/gateway")
 async def report_usage(request: Request, caller: Principal = Depends(principal)) -> Response:
     """Ingest up to 1000 usage events. 200 with per-event rejections; 422 when every event
     was rejected (nothing is written either way for a rejected event)."""
-    svc = services(request)
     body = await read_object(request, allowed={"events"}, allow_nul=True)
-    good, rejected = await metering.parse_batch_yielding(body.get("events"), caller, svc.clock())
-    result = await queue_for(svc).submit(metering.ParsedBatch(good, rejected))
+    result = await ingest_usage(services(request), body.get("events"), caller)
     all_rejected = bool(result.rejected) and result.accepted == 0 and result.duplicates == 0
     return JSON(result.to_wire(), status_code=422 if all_rejected else 200)
 
@@ -93,55 +88,25 @@ async def authorize(request: Request) -> Response:
     """May this account spend about this much now? 200 with `allowed` either way. (The caller
     is resolved in the body rather than as a dependency: it is the hottest route.)"""
     caller = await principal(request)
-    svc = services(request)
     body = await read_json(request)
-    now = svc.clock()
-    ttl = svc.settings.hold_ttl_seconds
-    req = gate.prepare(body, caller)
-    if req.estimate is None:
-        async with svc.db.read() as conn:
-            await svc.catalog.refresh(conn)
-    batcher = svc.extras.get("authorize_batcher")
-    if batcher is None:
-        batcher = svc.extras["authorize_batcher"] = Batcher(svc.db.single, limits.authorize_many)
-    decision = await batcher.submit(gate.hold_request(req, svc.catalog, now, ttl_seconds=ttl))
-    return JSON(decision_view(decision))
+    return JSON(decision_view(await authorizing.authorize(services(request), body, caller)))
 
 
 @router.post("/holds/{hold_id}/settle")
 async def settle(request: Request, hold_id: str) -> Response:
     """Record the actual usage of a hold (usage-event shape), charge it once, release the rest."""
     caller = await principal(request)
-    svc = services(request)
     body = await read_json(request)
-    batcher = svc.extras.get("settle_batcher")
-    if batcher is None:
-
-        async def run(conn: Any, items: list[settling.SettleRequest]) -> list[Any]:
-            now = svc.clock()
-            results = list(await settling.settle_many(conn, items, svc.catalog, now))
-            debited: dict[str, int] = {}
-            for r in results:
-                if isinstance(r, settling.Settlement) and not r.replayed:
-                    debited[r.hold.account_id] = debited.get(r.hold.account_id, 0) + (r.hold.captured or 0)
-            await queue_auto_topups(svc, conn, debited, now)
-            return results
-
-        batcher = svc.extras["settle_batcher"] = Batcher(svc.db.write, run)
-    done = await batcher.submit(settling.SettleRequest(hold_id, body, caller))
+    done = await holds.settle(services(request), hold_id, body, caller)
     return JSON({**hold_view(done.hold), "replayed": done.replayed})
 
 
 @router.post("/holds/{hold_id}/void")
 async def void(request: Request, hold_id: str, caller: Principal = Depends(principal)) -> Response:
     """Release a hold without charging (idempotent)."""
-    svc = services(request)
-    async with svc.db.write() as conn:
-        hold = await limits.void(conn, hold_id, caller, svc.clock())
-    return JSON(hold_view(hold))
+    return JSON(hold_view(await holds.void(services(request), hold_id, caller)))
 
 
 @router.get("/holds/{hold_id}")
 async def get_hold(request: Request, hold_id: str, caller: Principal = Depends(principal)) -> Response:
-    async with services(request).db.read() as conn:
-        return JSON(hold_view(await limits.get_hold(conn, hold_id, caller)))
+    return JSON(hold_view(await holds.get_hold(services(request), hold_id, caller)))

@@ -165,4 +165,15 @@ async def authorize(
     req = prepare(raw, principal)
     if req.estimate is None:
         await catalog.refresh(conn)
-    return await limits.authorize(conn, **hold_request(req, catalog, now, ttl_seconds=ttl_seconds).__dict__)
+    hold = hold_request(req, catalog, now, ttl_seconds=ttl_seconds)
+    return await limits.authorize(
+        conn,
+        account_id=hold.account_id,
+        request_id=hold.request_id,
+        amount=hold.amount,
+        now=hold.now,
+        ttl_seconds=hold.ttl_seconds,
+        model=hold.model,
+        provider=hold.provider,
+        metadata=hold.metadata,
+    )

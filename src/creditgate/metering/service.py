@@ -1,7 +1,7 @@
 """Usage ingestion: validate, price, store once per event id, debit the ledger, roll up.
 
-A batch is stored in one transaction, possibly together with other batches (the API groups
-concurrent requests: see api/ingest_queue.py). Invalid events are rejected alone; duplicates
+A batch is stored in one transaction, possibly together with other batches (the usage
+workflow groups concurrent requests: see workflows/usage.py). Invalid events are rejected alone; duplicates
 (an id already stored for the account, or repeated earlier in the batch or group) are
 counted and never charged. The debit is one ledger entry per account per transaction, so
 the ledger stays small while every event keeps its own exact cost.
@@ -10,7 +10,6 @@ the ledger stays small while every event keeps its own exact cost.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -126,12 +125,6 @@ def price_event(event: UsageEvent, catalog: PriceCatalog) -> PricedEvent:
     return PricedEvent(event, price.provider, cost, price.id)
 
 
-ChargeHook = Callable[[AsyncConnection, list[PricedEvent], dict[str, int], datetime], Awaitable[None]]
-# Called inside the ingest transaction, after the debit, with the newly stored events and the
-# units charged per account (e.g. to keep spend windows current). Register at import time.
-CHARGE_HOOKS: list[ChargeHook] = []
-
-
 @dataclass
 class ParsedBatch:
     """A validated batch waiting to be stored: what `parse_batch` returned."""
@@ -214,8 +207,6 @@ async def ingest_parsed(
     # Enforcement: recorded spend counts against spending-limit windows (same transaction,
     # accounts already locked above); see limits.service.record_spend.
     await limits.record_spend(conn, charged, now)
-    for hook in CHARGE_HOOKS:
-        await hook(conn, stored, charged, now)
     return results
 
 
@@ -293,7 +284,3 @@ async def usage_by_model(conn: AsyncConnection, account_id: str, start: datetime
 
 async def usage_totals(conn: AsyncConnection) -> dict[str, int]:
     return await repo.usage_totals(conn)
-
-
-async def list_events(conn: AsyncConnection, account_id: str, *, limit: int = 100) -> list[Any]:
-    return await repo.list_events(conn, account_id, limit=limit)

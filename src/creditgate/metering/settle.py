@@ -1,8 +1,8 @@
 """Settling holds: the actual usage goes through the normal ingest path (priced, stored once per
 event id, debited from the ledger exactly once) and the hold is closed with the actual cost.
 
-Several settles can run in one transaction (`settle_many`, used by the API's per-worker
-batching): the holds are locked in id order, their events ingested as one batch, and each
+Several settles can run in one transaction (`settle_many`, used by the settle workflow's
+per-process batching): the holds are locked in id order, their events ingested as one batch, and each
 request gets its own result or error; one bad request never fails the others.
 """
 

@@ -11,11 +11,15 @@ from creditgate.db import Database
 from creditgate.errors import ServiceUnavailable
 from creditgate.metering.catalog import PriceCatalog
 from creditgate.payments.gateway import CardProcessor
+from creditgate.workflows.authorize import AuthorizeBatcher, authorize_batcher
+from creditgate.workflows.holds import SettleBatcher, settle_batcher
+from creditgate.workflows.usage import UsageQueue, usage_queue
 
 
 @dataclass
 class Context:
-    """The process's database, clock, price catalog and card processor."""
+    """The process's database, clock, price catalog and card processor, and the batchers of
+    the gateway's hot paths (built here, one each per process: workflows/batching.py)."""
 
     settings: Settings
     db: Database
@@ -23,6 +27,14 @@ class Context:
     clock: Clock = system_clock
     extras: dict[str, Any] = field(default_factory=dict)  # to be replaced by explicit fields
     processor: CardProcessor | None = None  # chosen by settings.payments (payments.factory)
+    usage_queue: UsageQueue = field(init=False, repr=False)  # group commit of usage reports
+    authorize_batcher: AuthorizeBatcher = field(init=False, repr=False)
+    settle_batcher: SettleBatcher = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self.usage_queue = usage_queue(self)
+        self.authorize_batcher = authorize_batcher(self)
+        self.settle_batcher = settle_batcher(self)
 
     def require_processor(self) -> CardProcessor:
         """The configured card processor, or 503 when there is none."""

@@ -1,0 +1,53 @@
+"""Usage ingest: validate a reported batch, then store it by group commit with the others waiting.
+
+Each request validates its batch itself (in its own task, yielding to the event loop), then
+queues it and waits. One writer per process stores everything waiting (up to MAX_GROUP_EVENTS
+events) in one transaction with `metering.ingest_parsed`, exactly as if the batches had been
+ingested one after the other, and queues the auto top-ups of the accounts it debited. Under
+load this amortizes the transaction, the account locks and every statement over many
+requests. A group that fails is retried member by member (workflows/batching.py), so a bad
+batch (say one that would push a balance past its bound) fails only its own request.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from creditgate.accounts.principal import Principal
+from creditgate.metering import service as metering
+from creditgate.metering.service import IngestResult, ParsedBatch
+from creditgate.workflows.batching import Batcher
+from creditgate.workflows.debits import after_debits
+
+if TYPE_CHECKING:
+    from creditgate.workflows.context import Context
+
+MAX_GROUP_EVENTS = 2000
+
+UsageQueue = Batcher[ParsedBatch, IngestResult]
+
+
+def usage_queue(ctx: Context) -> UsageQueue:
+    """The process's group-commit queue for usage batches (built once, with the Context)."""
+
+    async def store(conn: AsyncConnection, batches: list[ParsedBatch]) -> list[IngestResult]:
+        now = ctx.clock()
+        results = await metering.ingest_parsed(conn, batches, ctx.catalog, now)
+        await after_debits(ctx, conn, (debit for r in results for debit in r.charged.items()), now)
+        return results
+
+    return Batcher(
+        ctx.db.write, store, max_weight=MAX_GROUP_EVENTS, weight=lambda batch: len(batch.events), name="usage"
+    )
+
+
+async def report_usage(ctx: Context, events: Any, caller: Principal) -> IngestResult:
+    """Ingest up to 1000 usage events reported by `caller`: each event is stored once per id
+    and debited once; per-event rejections are in the result. A batch with nothing valid in it
+    skips the database."""
+    good, rejected = await metering.parse_batch_yielding(events, caller, ctx.clock())
+    if not good:
+        return IngestResult(rejected=rejected)
+    return await ctx.usage_queue.submit(ParsedBatch(good, rejected))
