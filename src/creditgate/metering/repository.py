@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
@@ -204,13 +203,3 @@ async def usage_totals(conn: AsyncConnection) -> dict[str, int]:
         usage_events.c.account_id
     )
     return {row[0]: int(row[1]) for row in await conn.execute(stmt)}
-
-
-async def list_events(
-    conn: AsyncConnection, account_id: str, *, limit: int, event_ids: Sequence[str] | None = None
-) -> list[Any]:
-    stmt = select(usage_events).where(usage_events.c.account_id == account_id)
-    if event_ids is not None:
-        stmt = stmt.where(usage_events.c.event_id.in_(list(event_ids)))
-    stmt = stmt.order_by(usage_events.c.occurred_at.desc()).limit(limit)
-    return list(await conn.execute(stmt))

@@ -31,15 +31,35 @@ PARSE_CHUNK = 25  # events parsed between two yields to the event loop
 _ROLLUP_SUMS = ("events", "input_tokens", "output_tokens", "cached_tokens", "cost")
 
 
+@dataclass(frozen=True, slots=True)
+class Rejection:
+    """One event of a batch that was not stored: its index in the batch, why, and which field."""
+
+    index: int
+    error: str
+    field: str | None
+
+    @classmethod
+    def of(cls, index: int, exc: ValidationError) -> Rejection:
+        return cls(index, exc.message, exc.field)
+
+    def to_wire(self) -> dict[str, Any]:
+        return {"index": self.index, "error": self.error, "field": self.field}
+
+
 @dataclass
 class IngestResult:
     accepted: int = 0
     duplicates: int = 0
-    rejected: list[dict[str, Any]] = field(default_factory=list)
+    rejected: list[Rejection] = field(default_factory=list)
     charged: dict[str, int] = field(default_factory=dict)  # account_id -> units debited
 
     def to_wire(self) -> dict[str, Any]:
-        return {"accepted": self.accepted, "duplicates": self.duplicates, "rejected": self.rejected}
+        return {
+            "accepted": self.accepted,
+            "duplicates": self.duplicates,
+            "rejected": [r.to_wire() for r in self.rejected],
+        }
 
 
 @dataclass(slots=True)
@@ -52,12 +72,12 @@ class PricedEvent:
 
 def parse_batch(
     events: Any, principal: Principal, now: datetime
-) -> tuple[list[tuple[int, UsageEvent]], list[dict[str, Any]]]:
+) -> tuple[list[tuple[int, UsageEvent]], list[Rejection]]:
     """Validate a batch without touching the database. A token scoped to one account may only
     report that account's usage (PermissionDenied for the whole batch otherwise)."""
     _check_batch(events)
     good: list[tuple[int, UsageEvent]] = []
-    rejected: list[dict[str, Any]] = []
+    rejected: list[Rejection] = []
     _parse_into(events, 0, len(events), now, good, rejected)
     _check_scope(good, principal)
     return good, rejected
@@ -65,12 +85,12 @@ def parse_batch(
 
 async def parse_batch_yielding(
     events: Any, principal: Principal, now: datetime, *, chunk: int = PARSE_CHUNK
-) -> tuple[list[tuple[int, UsageEvent]], list[dict[str, Any]]]:
+) -> tuple[list[tuple[int, UsageEvent]], list[Rejection]]:
     """`parse_batch` for the event loop: it yields every `chunk` events, so a large batch does
     not hold the loop while other requests' transactions wait for their database replies."""
     _check_batch(events)
     good: list[tuple[int, UsageEvent]] = []
-    rejected: list[dict[str, Any]] = []
+    rejected: list[Rejection] = []
     for start in range(0, len(events), chunk):
         if start:
             await asyncio.sleep(0)
@@ -92,13 +112,13 @@ def _parse_into(
     stop: int,
     now: datetime,
     good: list[tuple[int, UsageEvent]],
-    rejected: list[dict[str, Any]],
+    rejected: list[Rejection],
 ) -> None:
     for index in range(start, stop):
         try:
             good.append((index, parse_event(events[index], now)))
         except ValidationError as exc:
-            rejected.append({"index": index, "error": exc.message, "field": exc.field})
+            rejected.append(Rejection.of(index, exc))
 
 
 def _check_scope(good: list[tuple[int, UsageEvent]], principal: Principal) -> None:
@@ -130,7 +150,7 @@ class ParsedBatch:
     """A validated batch waiting to be stored: what `parse_batch` returned."""
 
     events: list[tuple[int, UsageEvent]]
-    rejected: list[dict[str, Any]]
+    rejected: list[Rejection]
 
 
 async def ingest(
@@ -170,9 +190,7 @@ async def ingest_parsed(
         result = results[number]
         for index, event in batch.events:
             if event.account_id not in balances:
-                result.rejected.append(
-                    {"index": index, "error": "account_id: no such account", "field": "account_id"}
-                )
+                result.rejected.append(Rejection(index, "account_id: no such account", "account_id"))
                 continue
             key = (event.account_id, event.id)
             if key in seen:
@@ -181,10 +199,10 @@ async def ingest_parsed(
             try:
                 priced.append((number, price_event(event, catalog)))
             except ValidationError as exc:
-                result.rejected.append({"index": index, "error": exc.message, "field": exc.field})
+                result.rejected.append(Rejection.of(index, exc))
                 continue
             seen.add(key)
-        result.rejected.sort(key=lambda r: r["index"])
+        result.rejected.sort(key=lambda r: r.index)
     inserted = await repo.insert_new_events(conn, _event_columns(priced), hold_id=hold_id, received_at=now)
     stored: list[PricedEvent] = []
     charged: dict[str, int] = {}

@@ -39,6 +39,12 @@ class Settlement:
     replayed: bool
 
 
+@dataclass(frozen=True, slots=True)
+class _StoredEvent:
+    cost: int
+    hold_id: str | None
+
+
 def _check_body(raw: Any) -> None:
     if not isinstance(raw, dict):
         raise ValidationError("request body must be a JSON object", field="body")
@@ -128,7 +134,7 @@ async def _settle_pending(
 ) -> None:
     # every caller was checked against its hold, and each event's account is the hold's
     ingested = await ingest(conn, [event for _, _, event in pending], OPERATOR, catalog, now)
-    rejected = {r["index"]: r for r in ingested.rejected}
+    rejected = {r.index: r for r in ingested.rejected}
     keys = [
         (hold.account_id, str(event["id"])) for k, (_, hold, event) in enumerate(pending) if k not in rejected
     ]
@@ -138,7 +144,7 @@ async def _settle_pending(
     owners: list[int] = []
     for k, (i, hold, event) in enumerate(pending):
         if k in rejected:
-            results[i] = ValidationError(str(rejected[k]["error"]), field=rejected[k].get("field"))
+            results[i] = ValidationError(rejected[k].error, field=rejected[k].field)
             continue
         key = (hold.account_id, str(event["id"]))
         row = stored.get(key)
@@ -147,7 +153,7 @@ async def _settle_pending(
             results[i] = Conflict(f"event {key[1]!r} already settled another hold", field="id")
             continue
         claimed[key] = hold.id
-        closes.append((hold, int(row.cost), key[1]))
+        closes.append((hold, row.cost, key[1]))
         owners.append(i)
     if not closes:
         return
@@ -165,7 +171,9 @@ async def _settle_pending(
         results[i] = Settlement(hold, replayed=False)
 
 
-async def _stored_events(conn: AsyncConnection, keys: list[tuple[str, str]]) -> dict[tuple[str, str], Any]:
+async def _stored_events(
+    conn: AsyncConnection, keys: list[tuple[str, str]]
+) -> dict[tuple[str, str], _StoredEvent]:
     """Cost and hold of stored events, by (account_id, event_id)."""
     if not keys:
         return {}
@@ -180,4 +188,4 @@ async def _stored_events(conn: AsyncConnection, keys: list[tuple[str, str]]) -> 
     )
     c = usage_events.c
     rows = await conn.execute(select(c.account_id, c.event_id, c.cost, c.hold_id).where(cond))
-    return {(r.account_id, r.event_id): r for r in rows}
+    return {(r.account_id, r.event_id): _StoredEvent(int(r.cost), r.hold_id) for r in rows}
