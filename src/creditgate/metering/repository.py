@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -144,13 +145,35 @@ async def add_to_hourly_rollups(conn: AsyncConnection, hours: Columns) -> None:
     await conn.execute(stmt, rows + list(days.values()))
 
 
+@dataclass(frozen=True, slots=True)
+class UsageBucket:
+    """One hour or day of an account's usage, summed over providers and models."""
+
+    bucket_start: datetime
+    events: int
+    cost: int
+
+
+@dataclass(frozen=True, slots=True)
+class ModelUsage:
+    """An account's usage of one provider/model over a period."""
+
+    provider: str
+    model: str
+    events: int
+    input_tokens: int
+    output_tokens: int
+    cached_tokens: int
+    cost: int
+
+
 async def rollups(
     conn: AsyncConnection,
     account_id: str,
     granularity: str,
     start: datetime,
     end: datetime,
-) -> list[Any]:
+) -> list[UsageBucket]:
     """Rollup rows of one account in [start, end), summed over provider/model per bucket."""
     stmt = (
         select(
@@ -167,12 +190,12 @@ async def rollups(
         .group_by(usage_rollups.c.bucket_start)
         .order_by(usage_rollups.c.bucket_start)
     )
-    return list(await conn.execute(stmt))
+    return [UsageBucket(r.bucket_start, int(r.events), int(r.cost)) for r in await conn.execute(stmt)]
 
 
 async def rollups_by_model(
     conn: AsyncConnection, account_id: str, granularity: str, start: datetime, end: datetime
-) -> list[Any]:
+) -> list[ModelUsage]:
     """Totals per provider/model for one account over [start, end)."""
     c = usage_rollups.c
     stmt = (
@@ -194,7 +217,18 @@ async def rollups_by_model(
         .group_by(c.provider, c.model)
         .order_by(c.provider, c.model)
     )
-    return list(await conn.execute(stmt))
+    return [
+        ModelUsage(
+            r.provider,
+            r.model,
+            int(r.events),
+            int(r.input_tokens),
+            int(r.output_tokens),
+            int(r.cached_tokens),
+            int(r.cost),
+        )
+        for r in await conn.execute(stmt)
+    ]
 
 
 async def usage_totals(conn: AsyncConnection) -> dict[str, int]:

@@ -24,6 +24,7 @@ from creditgate.limits import service as limits
 from creditgate.metering import repository as repo
 from creditgate.metering.catalog import PriceCatalog
 from creditgate.metering.events import MAX_EVENT_COST, UsageEvent, parse_event
+from creditgate.metering.repository import ModelUsage, UsageBucket
 from creditgate.money import usage_cost
 
 MAX_BATCH = 1000
@@ -286,14 +287,16 @@ def _hour_columns(stored: list[PricedEvent]) -> dict[str, list[Any]]:
 
 async def usage_buckets(
     conn: AsyncConnection, account_id: str, granularity: str, start: datetime, end: datetime
-) -> list[Any]:
+) -> list[UsageBucket]:
     """Spend per hour or day bucket over [start, end), empty buckets left out."""
     if granularity not in ("hour", "day"):
         raise ValidationError("granularity must be hour or day", field="granularity")
     return await repo.rollups(conn, account_id, granularity, start, end)
 
 
-async def usage_by_model(conn: AsyncConnection, account_id: str, start: datetime, end: datetime) -> list[Any]:
+async def usage_by_model(
+    conn: AsyncConnection, account_id: str, start: datetime, end: datetime
+) -> list[ModelUsage]:
     """Totals per provider/model over [start, end). Uses day rollups when both ends fall on day
     boundaries, hour rollups otherwise."""
     aligned = start == bucket_start(start, "day") and end == bucket_start(end, "day")

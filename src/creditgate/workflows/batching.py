@@ -11,6 +11,8 @@ The failure policy (the same for every batcher): `run(conn, items)` answers each
 its result or its own error. When the unit of work itself fails (an exception, so it rolled
 back and wrote nothing), no member is failed for it: each member is run again alone in its own
 unit of work, so only a bad member gets its error and the others get their correct results.
+So a unit of work must be atomic (one transaction, or one statement in autocommit mode): a
+failed group has written nothing, and running its members again is their first run.
 """
 
 from __future__ import annotations
