@@ -146,3 +146,14 @@ def test_a_spaced_cost_usd_is_rejected_alone_over_http(server: support.LiveServe
         r = c.post("/v1/gateway/usage", json={"events": [{**event, "id": "plain", "cost_usd": "1"}]})
         assert r.status_code == 200 and r.json()["accepted"] == 1, r.text
     assert support.balance_units(server, account) == cents(500) - UNITS_PER_USD
+
+
+def test_a_spaced_estimated_cost_usd_is_a_400_on_authorize(server: support.LiveServer) -> None:
+    account = support.create_account(server)
+    support.grant(server, account, 100)
+    body = {"account_id": account, "request_id": "spaced", "model": "gpt-4o", "estimated_cost_usd": " 0.01"}
+    with server.admin() as c:
+        r = c.post("/v1/gateway/authorize", json=body)
+        assert r.status_code == 400 and r.json()["error"]["field"] == "estimated_cost_usd", r.text
+        r = c.post("/v1/gateway/authorize", json={**body, "estimated_cost_usd": "0.01"})
+        assert r.status_code == 200 and r.json()["allowed"] is True, r.text

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 import orjson
@@ -72,7 +73,7 @@ def contains_nul(value: Any) -> bool:
     return False
 
 
-_ESCAPED_COLONS = (b"\\u003a", b"\\u003A")
+_ESCAPED_COLON = re.compile(rb"\\u003[aA]")
 _NO_REPEAT = object()
 
 
@@ -91,7 +92,7 @@ def repeated_key(body: bytes, data: Any) -> str | None:
     colons = body.count(b":")
     if colons == 0:
         return None
-    if not any(escaped in body for escaped in _ESCAPED_COLONS):
+    if b"\\" not in body or _ESCAPED_COLON.search(body) is None:  # memchr first: most have no escape
         try:
             if orjson.dumps(data).count(b":") == colons:
                 return None
