@@ -16,6 +16,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from creditgate.api.responses import MAX_BODY_BYTES, repeated_key
+from creditgate.errors import ValidationError
 from creditgate.money import cents
 from tests import support
 from tests.cloudflare_support import funded_account, sandbox_charges
@@ -202,3 +203,7 @@ def test_repeated_key_names_the_key_and_handles_deep_documents() -> None:
     assert repeated_key(deep, orjson.loads(deep)) is None
     deep_repeat = b'{"a":' * 300 + b'{"z": 1, "z": 2}' + b"}" * 300
     assert repeated_key(deep_repeat, orjson.loads(deep_repeat)) == "z"
+    # orjson reads 1000 levels, the standard library's check cannot: a 400, not a crash
+    too_deep = b"[" * 1000 + b'{"a": 1}' + b"]" * 1000
+    with pytest.raises(ValidationError, match="nested too deeply"):
+        repeated_key(too_deep, orjson.loads(too_deep))

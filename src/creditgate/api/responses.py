@@ -119,6 +119,8 @@ def _first_repeated_key(body: bytes) -> str | None:
         json.loads(body, object_pairs_hook=pairs, parse_int=_ignored, parse_float=_ignored)
     except RecursionError as exc:
         raise ValidationError("malformed JSON: nested too deeply", field="body") from exc
+    except ValueError as exc:  # orjson read it, so this is not expected: refuse rather than guess
+        raise ValidationError(f"malformed JSON: {exc}", field="body") from exc
     return found[0] if found else None
 
 
