@@ -12,6 +12,7 @@ import asyncio
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
+from creditgate.api.schemas.common import operation
 from creditgate.api.state import services
 from creditgate.billing import invoices, statements
 from creditgate.billing.pdf import render_invoice_pdf
@@ -20,7 +21,17 @@ from creditgate.ledger import service as ledger
 router = APIRouter(prefix="/v1/billing")
 
 
-@router.get("/invoices/{invoice_id}/pdf")
+@router.get(
+    "/invoices/{invoice_id}/pdf",
+    **operation(
+        ok=None,
+        media_type="application/pdf",
+        auth=False,
+        errors=[404],
+        parameters=[{"name": "key", "in": "query", "required": True, "schema": {"type": "string"}}],
+        summary="The invoice as a PDF; the per-invoice key in the link is the credential",
+    ),
+)
 async def invoice_pdf(request: Request, invoice_id: str) -> Response:
     svc = services(request)
     key = request.query_params.get("key", "")

@@ -1,0 +1,121 @@
+"""Schemas of the operator's billing API: saved cards, card-saving sessions, auto top-up,
+top-ups with their refunds, and statements marked paid."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from pydantic import BaseModel, Field
+
+from creditgate.api.schemas.common import Request
+from creditgate.billing.service import MAX_TOPUP_CENTS, MIN_THRESHOLD_CENTS, MIN_TOPUP_CENTS
+
+CardText = Annotated[str, Field(min_length=1, max_length=100)]
+
+
+class CardCreate(Request):
+    """Exactly one of `card` (a test card number on the sandbox) and `payment_method_id`."""
+
+    card: CardText | None = None
+    payment_method_id: CardText | None = None
+
+
+class Card(BaseModel):
+    account_id: str
+    payment_method_id: str
+    brand: str | None
+    last4: str | None
+    exp_month: int | None
+    exp_year: int | None
+    default: bool
+    processor: str
+
+
+class CardList(BaseModel):
+    cards: list[Card]
+
+
+class CardSetup(BaseModel):
+    setup_id: str
+    client_secret: str
+    customer_id: str
+    processor: str
+
+
+class Refund(BaseModel):
+    id: str
+    topup_id: str
+    amount: int
+    status: str
+    processor_refund_id: str | None
+    reason: str | None
+    failure_message: str | None
+    created_at: str | None
+    completed_at: str | None
+
+
+class Topup(BaseModel):
+    id: str
+    account_id: str
+    invoice_id: str | None
+    amount: int
+    currency: str
+    origin: str
+    status: str
+    payment_id: str | None
+    client_secret: str | None
+    failure_code: str | None
+    failure_message: str | None
+    created_at: str | None
+    refunded: int
+    refundable: int
+    refunds: list[Refund]
+
+
+class TopupList(BaseModel):
+    topups: list[Topup]
+
+
+class RefundCreate(Request):
+    amount: (
+        Annotated[int, Field(ge=1, le=MAX_TOPUP_CENTS, description="Cents; all that is left if absent")]
+        | None
+    ) = None
+    reason: Annotated[str, Field(max_length=500)] | None = None
+
+
+class RefundResult(BaseModel):
+    topup: Topup
+    refund: Refund | None
+
+
+Amount = Annotated[int, Field(ge=MIN_TOPUP_CENTS, le=MAX_TOPUP_CENTS, description="Cents")]
+Threshold = Annotated[int, Field(ge=MIN_THRESHOLD_CENTS, le=MAX_TOPUP_CENTS, description="Cents")]
+
+
+class AutoTopupSet(Request):
+    amount: Amount
+    threshold: Threshold
+    monthly_cap: Annotated[int, Field(ge=MIN_TOPUP_CENTS, le=MAX_TOPUP_CENTS)] | None = Field(
+        default=None, description="Cents per calendar month; null removes the cap, absent keeps it"
+    )
+
+
+class AutoTopupState(BaseModel):
+    state: str
+    amount: int | None
+    threshold: int | None
+    monthly_cap: int | None
+    spent_this_month: int
+    error: str | None
+    disabled_reason: str | None
+    disabled_code: str | None
+    last_failed_at: str | None
+    consecutive_failures: int
+    next_attempt_at: str | None
+    pending_topup: Topup | None
+
+
+class StatementPaid(BaseModel):
+    invoice_id: str
+    status: str
