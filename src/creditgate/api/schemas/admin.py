@@ -128,19 +128,23 @@ Rate = (
     Annotated[str, Field(pattern=RATE, description="USD decimal string")]
     | Annotated[int, Field(ge=0, le=1_000_000)]
 )
-PAST_OR_FUTURE = (
-    r"^20[0-9]{2}-(0[1-9]|1[0-2])-(0[1-9]|1[0-9]|2[0-8])T([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9]"
+OptionalRate = (
+    Annotated[str, Field(pattern=r"^$|" + RATE, description="USD decimal string; empty for none")]
+    | (Annotated[int, Field(ge=0, le=1_000_000)])
+)
+PAST_OR_FUTURE = (  # or "" for now
+    r"^$|^20[0-9]{2}-(0[1-9]|1[0-2])-(0[1-9]|1[0-9]|2[0-8])T([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9]"
     r"(\.[0-9]{1,6})?(Z|[+-](0[0-9]|1[0-3]):[0-5][0-9])$"
 )
 
 
 class PriceRow(Request):
-    provider: Annotated[str, Field(min_length=1, max_length=64, pattern=r"^\S(.*\S)?$")]
-    model: Annotated[str, Field(min_length=1, max_length=200, pattern=r"^\S(.*\S)?$")]
+    provider: Annotated[str, Field(max_length=64, pattern=r"\S", description="Trimmed of whitespace")]
+    model: Annotated[str, Field(max_length=200, pattern=r"\S", description="Trimmed of whitespace")]
     input_per_mtok_usd: Rate
     output_per_mtok_usd: Rate
-    cached_input_per_mtok_usd: Rate | None = None
-    request_fee_usd: Rate | None = None
+    cached_input_per_mtok_usd: OptionalRate | None = None
+    request_fee_usd: OptionalRate | None = None
     effective_from: Annotated[str, Field(pattern=PAST_OR_FUTURE, description="2000-2099")] | None = None
 
 

@@ -3,9 +3,9 @@ top-ups with their refunds, and statements marked paid."""
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from creditgate.api.schemas.common import Request
 from creditgate.billing.service import MAX_TOPUP_CENTS, MIN_THRESHOLD_CENTS, MIN_TOPUP_CENTS
@@ -13,8 +13,16 @@ from creditgate.billing.service import MAX_TOPUP_CENTS, MIN_THRESHOLD_CENTS, MIN
 CardText = Annotated[str, Field(min_length=1, max_length=100)]
 
 
+def _exactly_one_card(schema: dict[str, Any]) -> None:
+    for name in ("card", "payment_method_id"):
+        schema["properties"][name] = {"type": "string", "minLength": 1, "maxLength": 100}
+    schema["oneOf"] = [{"required": ["card"]}, {"required": ["payment_method_id"]}]
+
+
 class CardCreate(Request):
     """Exactly one of `card` (a test card number on the sandbox) and `payment_method_id`."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra=_exactly_one_card)
 
     card: CardText | None = None
     payment_method_id: CardText | None = None

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, Field, RootModel
+from pydantic import BaseModel, ConfigDict, Field, RootModel
 
 from creditgate.api.schemas.admin import ACCOUNT_ID
 from creditgate.api.schemas.common import Request
@@ -52,6 +52,20 @@ class UsageResult(BaseModel):
 
 class AuthorizeRequest(Request):
     """Send `estimated_cost_usd`, or token maximums for the catalog's worst case."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "anyOf": [
+                {"required": [name], "properties": {name: {"type": kind}}}
+                for name, kind in (
+                    ("estimated_cost_usd", "string"),
+                    ("max_input_tokens", "integer"),
+                    ("max_output_tokens", "integer"),
+                )
+            ]
+        },
+    )
 
     account_id: Annotated[str, Field(pattern=ACCOUNT_ID)]
     request_id: Text200
