@@ -3,7 +3,7 @@ answer sits in Cloudflare's envelope; amounts are cents."""
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, Field
 
@@ -182,7 +182,7 @@ InvoiceHistoryAnswer = cloudflare_envelope("InvoiceHistoryAnswer", InvoiceHistor
 InvoicePreviewAnswer = cloudflare_envelope("InvoicePreviewAnswer", InvoicePreview)
 EmptyAnswer = cloudflare_envelope("EmptyAnswer", Empty)
 
-USAGE_HISTORY_QUERY = [
+USAGE_HISTORY_QUERY: list[dict[str, Any]] = [
     {
         "name": "value_grouping_window",
         "in": "query",
@@ -200,7 +200,7 @@ USAGE_HISTORY_QUERY = [
         for name in ("start_time", "end_time")
     ),
 ]
-INVOICE_HISTORY_QUERY = [
+INVOICE_HISTORY_QUERY: list[dict[str, Any]] = [
     {
         "name": "type",
         "in": "query",

@@ -3,7 +3,7 @@ and the answer to a processor's webhook."""
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
 from pydantic import BaseModel, Field
 
@@ -18,7 +18,7 @@ EventType = Literal[
     "spending_limit.reached",
     "invoice.finalized",
 ]
-assert set(EventType.__args__) == set(EVENT_TYPES)
+assert set(get_args(EventType)) == set(EVENT_TYPES)
 
 
 class EndpointCreate(Request):
