@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field
+from pydantic.config import JsonDict
 
 from creditgate.api.schemas.common import Request
 from creditgate.billing.service import MAX_TOPUP_CENTS, MIN_THRESHOLD_CENTS, MIN_TOPUP_CENTS
@@ -127,3 +128,58 @@ class AutoTopupState(BaseModel):
 class StatementPaid(BaseModel):
     invoice_id: str
     status: str
+
+
+NO_CONTROLS = r"^[^\x00-\x1f\x7f-\x9f]*$"
+_C = r"\x00-\x1f\x7f-\x9f"  # Unicode category Cc, which the service refuses
+SOME_TEXT = rf"^[^{_C}]*[^\s{_C}][^{_C}]*$"
+EMAIL = rf"^$|^[^@\s{_C}]+@[^@\s{_C}]+\.[^@\s{_C}]+$"
+TAX_ID_TYPE = r"^$|^[a-z]{2,3}_[a-z0-9_]{2,20}$"
+Text32 = Annotated[str, Field(max_length=32, pattern=NO_CONTROLS)]
+Text64 = Annotated[str, Field(max_length=64, pattern=NO_CONTROLS)]
+Text100 = Annotated[str, Field(max_length=100, pattern=NO_CONTROLS)]
+Text200 = Annotated[str, Field(max_length=200, pattern=NO_CONTROLS)]
+_TAX_NUMBER_NEEDED: JsonDict = {
+    "if": {"required": ["tax_id_type"], "properties": {"tax_id_type": {"type": "string", "minLength": 1}}},
+    "then": {"required": ["tax_number"], "properties": {"tax_number": {"type": "string", "pattern": r"\S"}}},
+}
+
+
+class AddressSet(Request):
+    line1: Text200 | None = None
+    line2: Text200 | None = None
+    city: Text100 | None = None
+    state: Text100 | None = None
+    postal_code: Text32 | None = None
+    country: Annotated[str, Field(pattern=r"^$|^[A-Za-z]{2}$", description="ISO 3166 code")] | None = None
+
+
+class BillingInfoSet(Request):
+    """The whole record (PUT replaces it); printed as the buyer on the account's invoices."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra=_TAX_NUMBER_NEEDED)
+
+    name: Annotated[str, Field(max_length=200, pattern=SOME_TEXT)]
+    email: Annotated[str, Field(max_length=254, pattern=EMAIL)] | None = None
+    address: AddressSet | None = None
+    tax_id_type: Annotated[str, Field(pattern=TAX_ID_TYPE, description="eu_vat, us_ein...")] | None = None
+    tax_number: Text64 | None = None
+
+
+class Address(BaseModel):
+    line1: str | None
+    line2: str | None
+    city: str | None
+    state: str | None
+    postal_code: str | None
+    country: str | None
+
+
+class BillingInfo(BaseModel):
+    account_id: str
+    name: str
+    email: str | None
+    address: Address
+    tax_id_type: str | None
+    tax_number: str | None
+    updated_at: str

@@ -26,7 +26,7 @@ class EndpointCreate(Request):
         str,
         Field(
             max_length=MAX_URL_LENGTH,
-            pattern=r"^https?://[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9-]{1,63})*(?::[1-9][0-9]{0,3})?(?:/[A-Za-z0-9._~/-]*)?$",
+            pattern=r"^[Hh][Tt][Tt][Pp][Ss]?://[^/?#@:\[\]]+(:[0-9]{0,4})?([/?][^#]*)?$",
             description="An absolute http(s) URL without credentials or #fragment",
         ),
     ]
