@@ -194,8 +194,13 @@ USAGE_HISTORY_QUERY: list[dict[str, Any]] = [
             "name": name,
             "in": "query",
             "required": False,
-            "description": "Unix milliseconds",
-            "schema": {"type": "integer", "minimum": 0, "maximum": MAX_MS},
+            "description": "Unix milliseconds; empty means absent",
+            "schema": {
+                "anyOf": [
+                    {"type": "number", "minimum": 0, "maximum": MAX_MS},
+                    {"type": "string", "enum": [""]},
+                ]
+            },
         }
         for name in ("start_time", "end_time")
     ),

@@ -10,7 +10,8 @@ from creditgate.api.schemas.admin import ACCOUNT_ID
 from creditgate.api.schemas.common import Request
 from creditgate.metering.events import MAX_TIMESTAMP_MS, MAX_TOKENS, MIN_TIMESTAMP_MS
 
-USD = r"^(0|[1-9][0-9]{0,5})(\.[0-9]{1,9})?$"
+# A plain decimal from 0 to 999999.999999999 (leading zeros, "+", ".5" and "5." are read too)
+USD = r"^\+?(0*[1-9][0-9]{0,5}|0+)(\.[0-9]{0,9}0*)?$|^\+?\.[0-9]{1,9}0*$"
 Tokens = Annotated[int, Field(ge=0, le=MAX_TOKENS)]
 Text200 = Annotated[str, Field(min_length=1, max_length=200)]
 
