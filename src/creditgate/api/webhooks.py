@@ -38,6 +38,7 @@ def stripe_processor(svc: Services) -> CardProcessor:
     "/stripe",
     **operation(
         ok=schema.WebhookReceipt,
+        body=schema.StripeEvent,
         auth=False,
         errors=[404, 413, 503],
         parameters=[

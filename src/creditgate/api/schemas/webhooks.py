@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal, get_args
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from creditgate.api.schemas.common import Request
 from creditgate.notify.service import EVENT_TYPES, MAX_URL_LENGTH
@@ -128,6 +128,15 @@ class InboxEvent(BaseModel):
 
 class InboxList(BaseModel):
     events: list[InboxEvent]
+
+
+class StripeEvent(BaseModel):
+    """A Stripe event as Stripe sends it (verified against `Stripe-Signature` over the raw body)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    id: str
+    type: str
 
 
 class WebhookReceipt(BaseModel):
