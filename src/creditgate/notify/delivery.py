@@ -181,7 +181,8 @@ async def record(conn: AsyncConnection, item: Claimed, result: AttemptResult, no
         },
     )
     outcome = status if settled else "stale"
-    metrics.WEBHOOK_DELIVERIES.labels("retrying" if outcome == "pending" else outcome).inc()
+    label = "retrying" if outcome == "pending" else outcome
+    metrics.WEBHOOK_DELIVERIES.labels(label).inc()
     if not result.succeeded:
         log.warning(
             "webhook delivery failed",
@@ -190,6 +191,6 @@ async def record(conn: AsyncConnection, item: Claimed, result: AttemptResult, no
             attempt=item.attempt,
             status_code=result.status_code,
             error=result.error,
-            next=outcome,
+            next=label,
         )
     return outcome

@@ -16,6 +16,18 @@ _SHARED: list[Any] = [
 ]
 
 
+class _Stderr(logging.StreamHandler):  # type: ignore[type-arg]
+    """Writes to whatever sys.stderr is at the time (test runners swap it)."""
+
+    @property  # type: ignore[override]
+    def stream(self) -> Any:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, _value: Any) -> None:
+        pass
+
+
 def configure(fmt: str = "console", level: str = "info") -> None:
     """Route structlog and the stdlib `logging` (uvicorn's included) through one renderer on
     stderr: `console` (key=value, for people) or `json` (one object per line, for machines)."""
@@ -32,7 +44,7 @@ def configure(fmt: str = "console", level: str = "info") -> None:
             renderer,
         ],
     )
-    handler = logging.StreamHandler(sys.stderr)
+    handler = _Stderr()
     handler.setFormatter(formatter)
     root = logging.getLogger()
     for old in list(root.handlers):
@@ -46,8 +58,20 @@ def configure(fmt: str = "console", level: str = "info") -> None:
         logging.getLogger(name).propagate = True
     logging.getLogger("uvicorn.access").disabled = True  # ours is creditgate.access
     logging.getLogger("alembic").setLevel(max(logging.WARNING, root.level))  # one line per probe otherwise
+    for chatty in ("httpx", "httpcore"):  # they log whole URLs, which may carry credentials
+        logging.getLogger(chatty).setLevel(max(logging.WARNING, root.level))
+    _route_to_stdlib()
+
+
+def _route_to_stdlib() -> None:
+    """structlog calls become stdlib records (dropped early below the level; rendered by the
+    handler `configure` installs, or by logging's last-resort handler before that)."""
     structlog.configure(
-        processors=[*_SHARED, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
+        processors=[
+            structlog.stdlib.filter_by_level,
+            *_SHARED,
+            structlog.stdlib.ProcessorFormatter.wrap_for_formatter,
+        ],
         logger_factory=structlog.stdlib.LoggerFactory(),
         wrapper_class=structlog.stdlib.BoundLogger,
         cache_logger_on_first_use=True,
@@ -61,3 +85,6 @@ def _identity(_logger: Any, _name: str, event: Any) -> Any:
 def get(name: str) -> Any:
     """A structlog logger; `log.info("event", key=value, ...)`."""
     return structlog.stdlib.get_logger(name)
+
+
+_route_to_stdlib()

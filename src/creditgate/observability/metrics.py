@@ -128,3 +128,19 @@ def render(extra: Iterable[Metric] = ()) -> bytes:
     families.append(_job_lag(families, time.time()))
     families.extend(extra)
     return _generate(_Families(families))  # type: ignore[arg-type]
+
+
+def _known_series() -> None:
+    """Expose the fixed outcomes at 0 from the start, so rate() and alerts see them at once."""
+    for outcome in ("accepted", "duplicate", "rejected"):
+        USAGE_EVENTS.labels(outcome)
+    AUTHORIZE.labels("allowed", "")
+    for reason in ("insufficient_credit", "spending_limit"):
+        AUTHORIZE.labels("denied", reason)
+    for outcome in ("succeeded", "retrying", "failed", "stale"):
+        WEBHOOK_DELIVERIES.labels(outcome)
+    for outcome in ("succeeded", "failed", "requires_action", "unanswered"):
+        AUTO_TOPUPS.labels(outcome)
+
+
+_known_series()
