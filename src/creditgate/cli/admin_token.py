@@ -16,21 +16,30 @@ def token_path(data_dir: Path) -> Path:
     return data_dir / FILE_NAME
 
 
+def _shown(path: Path) -> str:
+    """The path as a shell would take it, `~/...` under the home directory."""
+    try:
+        return "~/" + str(path.relative_to(Path.home()))
+    except ValueError:
+        return str(path)
+
+
 def ensure(data_dir: Path, base_url: str) -> str:
     """The saved operator token, generating (and announcing) it when there is none yet."""
-    path = token_path(data_dir)
-    if path.exists():
-        token = path.read_text().strip()
+    real = token_path(data_dir)
+    path = _shown(real)
+    if real.exists():
+        token = real.read_text().strip()
         if token:
             hint = f"export CREDITGATE_ADMIN_TOKEN=$(cat {path})"
             typer.echo(f"creditgate: operator token in {path} ({hint})", err=True)
             return token
     data_dir.mkdir(parents=True, exist_ok=True)
     token = "cgo_" + secrets.token_urlsafe(32)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    fd = os.open(real, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as out:
         out.write(token + "\n")
-    os.chmod(path, 0o600)
+    os.chmod(real, 0o600)
     typer.echo(
         "creditgate: generated the operator token (shown only this once; saved in "
         f"{path}, mode 0600):\n\n    {token}\n\n"
