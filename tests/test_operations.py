@@ -226,9 +226,13 @@ def _scrape(server: support.LiveServer) -> dict[tuple[str, tuple[tuple[str, str]
     with httpx.Client(base_url=server.base_url, timeout=30) as c:
         r = c.get("/metrics")
     assert r.status_code == 200 and r.headers["content-type"].startswith("text/plain")
+    return _samples(r.text)
+
+
+def _samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
     return {
         (s.name, tuple(sorted(s.labels.items()))): s.value
-        for family in text_string_to_metric_families(r.text)
+        for family in text_string_to_metric_families(text)
         for s in family.samples
     }
 
@@ -446,3 +450,36 @@ def test_sigterm_drains_a_request_in_flight(tmp_path: Path) -> None:
         env["CREDITGATE_DATABASE_URL"], "SELECT count(*) FROM usage_events WHERE account_id = :a", a=account
     )
     assert stored == [(1,)]
+
+
+def test_metrics_add_up_across_worker_processes(tmp_path: Path) -> None:
+    """`serve --workers 2`: whichever worker answers a scrape reports every worker's requests."""
+    port = support.free_port()
+    base = f"http://127.0.0.1:{port}"
+    env = _env(
+        tmp_path, CREDITGATE_PORT=str(port), CREDITGATE_ADMIN_TOKEN="cgo_test", CREDITGATE_RUN_JOBS="false"
+    )
+    proc = subprocess.Popen(
+        [str(CLI), "serve", "--workers", "2"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        _wait_until_up(base, proc)
+        close = {"Connection": "close"}  # a new connection each time: either worker may take it
+
+        def healthz_count() -> float:
+            text = httpx.get(base + "/metrics", timeout=30, headers=close).text
+            return _get(
+                _samples(text), "creditgate_http_requests_total", method="GET", route="/healthz", status="200"
+            )
+
+        before = healthz_count()
+        for _ in range(20):
+            assert httpx.get(base + "/healthz", timeout=30, headers=close).status_code == 200
+        assert {healthz_count() for _ in range(6)} == {before + 20}
+    finally:
+        proc.terminate()
+        proc.communicate(timeout=60)

@@ -84,4 +84,5 @@ def serve(host: str | None, port: int | None, workers: int) -> None:
         log_config=None,
         log_level=settings.log_level,
         access_log=False,
+        timeout_worker_healthcheck=30,  # a worker still importing on a busy host is not dead
     )
