@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit, urlunsplit
 
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
-from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, PydanticBaseSettingsSource, SettingsConfigDict
 
 ENV_PREFIX = "CREDITGATE_"
 _SECRET_FIELDS = frozenset({"admin_token", "stripe_api_key", "stripe_webhook_secret"})
@@ -81,6 +81,14 @@ class Settings(BaseSettings):
     stripe_webhook_secret: SecretStr | None = None
     stripe_api_base: str | None = None
     stripe_max_network_retries: int = Field(default=2, ge=0)
+    # Invoices: seller identity, tax and extra PDF fonts (docs/invoices.md).
+    seller_name: str = "creditgate"
+    seller_address: str | None = None  # lines separated by newlines or a literal "\\n"
+    seller_tax_id: str | None = None
+    tax_rate_bps: int = Field(default=0, ge=0, le=10_000)
+    tax_name: str = "Tax"
+    # os.pathsep-separated TTF/OTF paths (e.g. a Noto Sans CJK file) for characters Noto Sans lacks
+    invoice_extra_fonts: Annotated[tuple[str, ...], NoDecode] = ()
     extra: dict[str, str] = Field(default_factory=dict)
 
     @classmethod
@@ -106,6 +114,21 @@ class Settings(BaseSettings):
     @classmethod
     def _normalize(cls, url: str) -> str:
         return normalize_database_url(url)
+
+    @field_validator("invoice_extra_fonts", mode="before")
+    @classmethod
+    def _font_paths(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return tuple(p for p in value.split(os.pathsep) if p)
+        return value
+
+    @field_validator("invoice_extra_fonts")
+    @classmethod
+    def _fonts_exist(cls, paths: tuple[str, ...]) -> tuple[str, ...]:
+        for path in paths:
+            if not Path(path).is_file():
+                raise ValueError(f"CREDITGATE_INVOICE_EXTRA_FONTS: no such font file {path!r}")
+        return paths
 
     @field_validator("log_level", mode="before")
     @classmethod
@@ -188,5 +211,7 @@ def describe(exc: ValidationError) -> str:
         shown = "" if hidden else f" (got {value!r})"
         if field == "database_url" and isinstance(value, str):
             shown = f" (got {mask_url(value)!r})"
+        if message.startswith(name + ":"):  # the validator already named the variable
+            message = message[len(name) + 1 :].lstrip()
         parts.append(f"{name}: {message}{shown}")
     return "; ".join(parts)

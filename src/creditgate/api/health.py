@@ -11,23 +11,25 @@ from prometheus_client.core import GaugeMetricFamily
 from sqlalchemy import func, select
 
 from creditgate.api.responses import JSON
+from creditgate.api.schemas.common import operation
+from creditgate.api.schemas.misc import Health
 from creditgate.api.state import services
 from creditgate.db.migrate import current, heads
 from creditgate.limits.models import holds
 from creditgate.observability import logs, metrics
 
-router = APIRouter(include_in_schema=False)
+router = APIRouter()
 log = logs.get("creditgate.health")
 READY_TIMEOUT_SECONDS = 5.0
 
 
-@router.get("/healthz")
+@router.get("/healthz", **operation(ok=Health, auth=False))
 async def healthz() -> dict[str, str]:
     """The process is up and serving (it does not touch the database)."""
     return {"status": "ok"}
 
 
-@router.get("/readyz")
+@router.get("/readyz", include_in_schema=False)
 async def readyz(request: Request) -> Response:
     """200 when the database answers and its schema is at head; 503 with the reason otherwise."""
     db = services(request).db
@@ -45,7 +47,7 @@ async def readyz(request: Request) -> Response:
     return JSON({"status": "ok", "database": "ok", "schema": sorted(at)})
 
 
-@router.get("/metrics")
+@router.get("/metrics", include_in_schema=False)
 async def scrape(request: Request) -> Response:
     """Prometheus text format: every series of docs/operations.md."""
     extra = []

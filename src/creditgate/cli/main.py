@@ -17,6 +17,7 @@ from creditgate.billing.reconcile import reconcile_report
 from creditgate.cli import serve as serve_cli
 from creditgate.cli import worker as worker_cli
 from creditgate.cli.billing import autotopup_app, topups_app
+from creditgate.cli.billing_info import billing_info_app
 from creditgate.cli.cards import cards_app, sandbox_app
 from creditgate.cli.runtime import emit, fail, progress, run
 from creditgate.clock import system_clock
@@ -43,6 +44,7 @@ app.add_typer(cards_app, name="cards")
 app.add_typer(sandbox_app, name="sandbox")
 app.add_typer(topups_app, name="topups")
 app.add_typer(autotopup_app, name="autotopup")
+app.add_typer(billing_info_app, name="billing-info")
 
 
 def _version(value: bool) -> None:
