@@ -483,3 +483,30 @@ def test_metrics_add_up_across_worker_processes(tmp_path: Path) -> None:
     finally:
         proc.terminate()
         proc.communicate(timeout=60)
+
+
+def test_worker_serves_its_job_metrics(tmp_path: Path) -> None:
+    """`creditgate worker --metrics-port`: the job series of a separate worker (compose's)."""
+    port = support.free_port()
+    env = _env(tmp_path, CREDITGATE_DATABASE_URL=f"sqlite:///{tmp_path / 'w.db'}")
+    cmd = [str(CLI), "worker", "--interval", "0.2", "--metrics-port", str(port)]
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 120
+        while True:  # until a pass has been recorded
+            assert proc.poll() is None, proc.communicate()[1]
+            try:
+                samples = _samples(httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text)
+            except httpx.TransportError:
+                samples = {}
+            if _get(samples, "creditgate_job_runs_total", job="expire_holds", outcome="ok") >= 1:
+                break
+            assert time.monotonic() < deadline, "the worker's metrics never showed a job run"
+            time.sleep(0.2)
+        assert _get(samples, "creditgate_job_duration_seconds_count", job="expire_holds") >= 1
+        assert 0 <= _get(samples, "creditgate_job_lag_seconds", job="expire_holds") < 600
+        assert _get(samples, "creditgate_job_runs_total", job="expire_holds", outcome="failed") == 0
+    finally:
+        proc.terminate()
+        proc.communicate(timeout=60)
+    assert proc.returncode == 0

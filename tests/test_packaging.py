@@ -76,7 +76,7 @@ def test_compose_runs_postgres_the_service_and_a_worker() -> None:
     assert set(services) == {"postgres", "creditgate", "worker"}
     service, worker = services["creditgate"], services["worker"]
     assert service["build"] == "." and service["command"][0] == "serve"
-    assert worker["command"] == ["worker"] and worker["image"] == service["image"]
+    assert worker["command"][0] == "worker" and worker["image"] == service["image"]
     assert service["environment"]["CREDITGATE_RUN_JOBS"] == "false"
     for svc in (service, worker):
         assert svc["environment"]["CREDITGATE_DATABASE_URL"].startswith("postgresql://")

@@ -17,7 +17,7 @@ from creditgate.cli.runtime import emit, fail, load_settings, open_database, pro
 from creditgate.clock import system_clock
 from creditgate.config import ConfigError
 from creditgate.db import Database
-from creditgate.observability import logs
+from creditgate.observability import logs, metrics
 from creditgate.payments.factory import make_processor
 from creditgate.payments.gateway import CardProcessor
 
@@ -29,6 +29,9 @@ def worker(
     once: bool = typer.Option(False, "--once", help="Run one pass, print what each job did, and exit."),
     job: list[str] = typer.Option(None, "--job", help="Run only this job (repeatable)."),
     verbose: bool = typer.Option(False, "--verbose", "-v", help="Log debug detail."),
+    metrics_port: int = typer.Option(
+        None, "--metrics-port", help="Serve the job metrics on this port at /metrics (on CREDITGATE_HOST)."
+    ),
 ) -> None:
     """Run the periodic jobs (auto top-ups, monthly statements, webhook delivery, inbox
     retries, ...) until stopped."""
@@ -40,6 +43,11 @@ def worker(
         fail(f"unknown job(s): {', '.join(unknown)}; known: {', '.join(jobs.JOBS)}", 2)
     settings = load_settings()
     logs.configure(settings.log_format, "debug" if verbose else settings.log_level)
+    if metrics_port is not None and not once:
+        try:
+            metrics.serve_http(metrics_port, settings.host)
+        except OSError as exc:
+            fail(f"--metrics-port: cannot listen on {settings.host}:{metrics_port}: {exc.strerror or exc}", 2)
 
     async def main() -> dict[str, int] | None:
         db = await open_database(settings, pool_size=4)

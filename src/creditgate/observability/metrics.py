@@ -12,7 +12,15 @@ import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 
-from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    REGISTRY,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    start_http_server,
+)
 from prometheus_client import generate_latest as _generate
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.multiprocess import MultiProcessCollector
@@ -94,14 +102,21 @@ def job_run(name: str) -> Iterator[None]:
     JOB_LAST_SUCCESS.labels(name).set(time.time())
 
 
-class _Families:
-    """A collector that hands out families already collected."""
+class Everything:
+    """A collector of every series (this process's, or all workers' in multiprocess mode),
+    the job lag and `extra` families; collected afresh on each scrape."""
 
-    def __init__(self, families: list[Metric]) -> None:
-        self.families = families
+    def __init__(self, extra: Iterable[Metric] = ()) -> None:
+        self.extra = list(extra)
 
     def collect(self) -> Iterable[Metric]:
-        return self.families
+        registry = REGISTRY
+        if os.environ.get(MULTIPROC_ENV):
+            registry = CollectorRegistry()
+            MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+        families = list(registry.collect())
+        families.append(_job_lag(families, time.time()))
+        return families + self.extra
 
 
 def _job_lag(families: list[Metric], now: float) -> GaugeMetricFamily:
@@ -120,14 +135,12 @@ def _job_lag(families: list[Metric], now: float) -> GaugeMetricFamily:
 
 def render(extra: Iterable[Metric] = ()) -> bytes:
     """The exposition text of every series, merged across worker processes when multiprocess."""
-    registry = REGISTRY
-    if os.environ.get(MULTIPROC_ENV):
-        registry = CollectorRegistry()
-        MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
-    families = list(registry.collect())
-    families.append(_job_lag(families, time.time()))
-    families.extend(extra)
-    return _generate(_Families(families))  # type: ignore[arg-type]
+    return _generate(Everything(extra))  # type: ignore[arg-type]
+
+
+def serve_http(port: int, host: str = "127.0.0.1") -> None:
+    """Serve /metrics on host:port from a background thread (for `creditgate worker`)."""
+    start_http_server(port, host, registry=Everything())  # type: ignore[arg-type]
 
 
 def _known_series() -> None:
