@@ -18,7 +18,6 @@ the same account, amount, card and origin within `DEDUPE_WINDOW`, unless that on
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -26,7 +25,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from creditgate.billing import autotopup_repo as arepo
-from creditgate.billing import autotopup_state, service
+from creditgate.billing import autotopup_state, numbering, service
 from creditgate.billing import repository as repo
 from creditgate.errors import Conflict, NotFound, ValidationError
 from creditgate.ids import new_id, new_secret
@@ -90,12 +89,6 @@ def _topup(row: Any) -> Topup:
     )
 
 
-def invoice_number(account_id: str, seq: int) -> str:
-    """Stripe-style `PREFIX-0001`: a stable per-account prefix and a per-account sequence."""
-    prefix = hashlib.sha256(account_id.encode()).hexdigest()[:8].upper()
-    return f"{prefix}-{seq:04d}"
-
-
 async def begin_topup(
     conn: AsyncConnection,
     account_id: str,
@@ -127,14 +120,13 @@ async def begin_topup(
     earlier = await _earlier(conn, account_id, amount, card.payment_method_id, origin, request_key, now)
     if earlier is not None:
         return earlier, False
-    seq = await repo.count_invoices(conn, account_id) + 1
     invoice_id, topup_id = new_id("in"), new_id("tu")
     await repo.insert_invoice(
         conn,
         {
             "id": invoice_id,
             "account_id": account_id,
-            "number": invoice_number(account_id, seq),
+            "number": await numbering.next_invoice_number(conn, account_id),
             "status": "open",
             "origin": origin,
             "currency": "usd",
