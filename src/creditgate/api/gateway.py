@@ -15,6 +15,7 @@ from creditgate.api.schemas.common import operation
 from creditgate.api.state import services
 from creditgate.limits import service as limits
 from creditgate.money import to_cents_number, to_usd_string
+from creditgate.observability import metrics
 from creditgate.workflows import authorize as authorizing
 from creditgate.workflows import holds
 from creditgate.workflows.usage import report_usage as ingest_usage
@@ -33,6 +34,7 @@ async def report_usage(request: Request, caller: Principal = Depends(principal))
     was rejected (nothing is written either way for a rejected event)."""
     body = await read_object(request, allowed={"events"}, allow_nul=True)
     result = await ingest_usage(services(request), body.get("events"), caller)
+    metrics.usage_events(result.accepted, result.duplicates, len(result.rejected))
     all_rejected = bool(result.rejected) and result.accepted == 0 and result.duplicates == 0
     return JSON(result.to_wire(), status_code=422 if all_rejected else 200)
 
@@ -96,7 +98,9 @@ async def authorize(request: Request) -> Response:
     is resolved in the body rather than as a dependency: it is the hottest route.)"""
     caller = await principal(request)
     body = await read_json(request)
-    return JSON(decision_view(await authorizing.authorize(services(request), body, caller)))
+    decision = await authorizing.authorize(services(request), body, caller)
+    metrics.authorize_decision(decision.allowed, decision.reason)
+    return JSON(decision_view(decision))
 
 
 @router.post(
