@@ -22,6 +22,7 @@ from creditgate.api import (
     invoices,
     sandbox,
     webhooks,
+    xai,
 )
 from creditgate.api.fast_routes import FastPostRoutes
 from creditgate.api.state import Services
@@ -90,6 +91,7 @@ def create_app(
     app.include_router(cloudflare.router)
     app.include_router(invoices.router)
     app.include_router(sandbox.router)
+    app.include_router(xai.router)
 
     @app.get("/healthz")
     async def healthz() -> dict[str, str]:
