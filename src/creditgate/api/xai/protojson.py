@@ -210,9 +210,11 @@ def decode(cls: type[M], data: Any, path: str = "") -> M:
     oneofs: dict[str, str] = {}
     fields: tuple[F, ...] = cls.FIELDS  # type: ignore[attr-defined]
     for field in fields:
-        present = [k for k in (field.json_name, field.name, *field.aliases) if k in data]
-        raw = data[present[0]] if present else None
+        present = [k for k in dict.fromkeys((field.json_name, field.name, *field.aliases)) if k in data]
         where = f"{path}.{field.json_name}" if path else field.json_name
+        if len(present) > 1:
+            raise _fail(where, f"is given twice ({' and '.join(present)})")
+        raw = data[present[0]] if present else None
         if raw is None:
             continue
         if field.oneof:

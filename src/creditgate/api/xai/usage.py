@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, datetime
-from zoneinfo import ZoneInfo
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
@@ -46,7 +46,7 @@ def zone_of(name: str) -> ZoneInfo:
     if _ZONE.fullmatch(name) and len(name) <= 64:
         try:
             return ZoneInfo(name)
-        except (ValueError, OSError):
+        except (ValueError, OSError, ZoneInfoNotFoundError):
             pass
     raise ValidationError(
         f"unknown time zone {name!r}; use an IANA name such as Etc/GMT", field="timeRange.timezone"
