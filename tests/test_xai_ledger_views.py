@@ -139,6 +139,11 @@ def test_prepaid_balance_is_a_view_of_the_ledger(server: support.LiveServer) -> 
         "createTs": purchase["createTs"],
         "paymentProcessor": {"kind": "EXTERNAL"},
     }
+    assert list(purchase) == [  # declaration order, the docs-only paymentProcessor last
+        "teamId", "changeOrigin", "topupStatus", "amount", "invoiceId", "invoiceNumber", "createTime",
+        "createTs", "paymentProcessor",
+    ]  # fmt: skip
+    assert list(body) == ["changes", "total"]
     assert purchase["createTs"].replace("Z", "+00:00") == entries["topup"]["created_at"]
     assert (grant["changeOrigin"], grant["amount"]) == ("MANUAL", {"val": "-250"})
     assert (adjustment["changeOrigin"], adjustment["amount"]) == ("MANUAL", {"val": "100"})
