@@ -8,6 +8,8 @@ from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from creditgate.api.xai.analytics import AnalyzeBillingItemsRequest, TimeUnit
 from creditgate.api.xai.billing import (
@@ -16,6 +18,7 @@ from creditgate.api.xai.billing import (
     InvoiceBundle,
     InvoiceStatus,
     PrepaidBalanceChange,
+    SetBillingInfoReq,
     TopUpStatus,
 )
 from creditgate.api.xai.protojson import decode, encode, timestamp
@@ -191,3 +194,28 @@ def test_cost_split_adds_up_exactly_and_follows_rates() -> None:
     own = unit_types.split(None, input_tokens=0, cached_tokens=0, output_tokens=0, events=1, cost=5)
     assert [(p.unit_type, p.cost) for p in own] == [(unit_types.REQUESTS, 5)]
     assert unit_types.allocate(10, [1, 1, 1]) == [4, 3, 3]
+
+
+JSON_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=40),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=12), inner, max_size=4),
+    max_leaves=20,
+)
+KEYS = st.sampled_from(
+    ["analyticsRequest", "analytics_request", "timeRange", "startTime", "timeUnit", "values", "groupBy",
+     "filters", "name", "aggregation", "billingInfo", "address", "country", "taxIdType", "val", "x"]
+)  # fmt: skip
+SHAPED = st.recursive(JSON_VALUES, lambda inner: st.dictionaries(KEYS, inner, max_size=5), max_leaves=25)
+
+
+@settings(max_examples=400, deadline=None)
+@given(SHAPED)
+def test_decoding_any_json_is_a_message_or_a_validation_error(data: object) -> None:
+    for cls in (AnalyzeBillingItemsRequest, SetBillingInfoReq, PrepaidBalanceChange):
+        try:
+            message = decode(cls, data)
+        except ValidationError as exc:
+            assert exc.field, exc.message
+            continue
+        again = decode(cls, json.loads(json.dumps(encode(message))))
+        assert encode(again) == encode(message)  # what we read, we write back the same

@@ -132,7 +132,7 @@ def _int(value: Any, path: str, low: int, high: int) -> int:
         raise _fail(path, "must be an integer")
     if isinstance(value, float) and value.is_integer():
         value = int(value)
-    if isinstance(value, str) and _INTEGER.fullmatch(value.strip()):
+    if isinstance(value, str) and len(value) <= 32 and _INTEGER.fullmatch(value.strip()):
         value = int(value.strip())
     if not isinstance(value, int):
         raise _fail(path, "must be an integer (a number or a decimal string)")

@@ -37,6 +37,7 @@ NOT_YET = {"api_key_id": "api_key_id is not supported yet (usage rollups do not 
 _TIME = re.compile(r"(\d{4}-\d{2}-\d{2})[ T](\d{2}:\d{2}:\d{2}(?:\.\d{1,6})?)(Z|[+-]\d{2}:\d{2})?")
 _ZONE = re.compile(r"[A-Za-z][A-Za-z0-9_+\-]*(?:/[A-Za-z0-9_+\-]+)*")
 _OPERATORS = "<>!~"
+FIRST_YEAR, LAST_YEAR = 1970, 2200  # usage is recorded between 2000 and 2100
 
 
 def zone_of(name: str) -> ZoneInfo:
@@ -62,6 +63,8 @@ def local_time(text: str, zone: ZoneInfo, field: str) -> datetime:
         moment = datetime.fromisoformat(f"{match[1]}T{match[2]}{(match[3] or '').replace('Z', '+00:00')}")
     except ValueError:
         raise ValidationError(f"{field} must be YYYY-MM-DD HH:MM:SS", field=field) from None
+    if not FIRST_YEAR <= moment.year <= LAST_YEAR:
+        raise ValidationError(f"{field} must be between {FIRST_YEAR} and {LAST_YEAR}", field=field)
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=zone)
     return moment.astimezone(UTC)
