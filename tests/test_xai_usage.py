@@ -320,6 +320,10 @@ def test_bad_requests_are_400(server: support.LiveServer, team: Team) -> None:
         "timeUnit": "TIME_UNIT_DAY",
         "values": [{"name": "usd", "aggregation": "AGGREGATION_SUM"}],
     }
+
+    def span(**time_range: str) -> dict[str, Any]:
+        return {"analyticsRequest": {**good, "timeRange": {**good["timeRange"], **time_range}}}
+
     cases = [
         {},
         {"analyticsRequest": None},
@@ -337,16 +341,16 @@ def test_bad_requests_are_400(server: support.LiveServer, team: Team) -> None:
         {"analyticsRequest": {**good, "filters": ["model"]}},
         {"analyticsRequest": {**good, "groupBy": ["unit_type"],
                               "values": [{"name": "usd", "aggregation": "AGGREGATION_COUNT"}]}},
-        {"analyticsRequest": {**good, "timeRange": {**good["timeRange"], "timezone": "Mars/Olympus"}}},
-        {"analyticsRequest": {**good, "timeRange": {**good["timeRange"], "timezone": "../../etc/passwd"}}},
-        {"analyticsRequest": {**good, "timeRange": {**good["timeRange"], "startTime": "yesterday"}}},
-        {"analyticsRequest": {**good, "timeRange": {**good["timeRange"], "startTime": "1969-12-31 23:59:59"}}},
-        {"analyticsRequest": {**good, "timeRange": {**good["timeRange"], "endTime": "9999-12-31 23:59:59"}}},
-        {"analyticsRequest": {**good, "timeRange": {**good["timeRange"], "startTime": "1" * 5000}}},
+        span(timezone="Mars/Olympus"),
+        span(timezone="../../etc/passwd"),
+        span(startTime="yesterday"),
+        span(startTime="1969-12-31 23:59:59"),
+        span(endTime="9999-12-31 23:59:59"),
+        span(startTime="1" * 5000),
         {"analyticsRequest": {**good, "timeUnit": "1" * 5000}},
-        {"analyticsRequest": {**good, "timeRange": {**good["timeRange"], "startTime": "2025-13-01 00:00"}}},
-        {"analyticsRequest": {**good, "timeRange": {**good["timeRange"], "endTime": "2025-10-01 00:00:00"}}},
-        {"analyticsRequest": {**good, "timeRange": {**good["timeRange"], "endTime": "2045-10-01 00:00:00"}}},
+        span(startTime="2025-13-01 00:00"),
+        span(endTime="2025-10-01 00:00:00"),
+        span(endTime="2045-10-01 00:00:00"),
         {"analyticsRequest": {**good, "timeUnit": "TIME_UNIT_HOUR",
                               "timeRange": {**good["timeRange"], "endTime": "2027-01-01 00:00:00"}}},
         {"analyticsRequest": {**good, "timeUnit": "TIME_UNIT_HOUR", "timeRange": {
