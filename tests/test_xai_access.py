@@ -63,6 +63,9 @@ def test_keys_team_ids_and_foreign_teams(server: support.LiveServer) -> None:
     gateway = support.create_token(server, team.id, "gateway")
     with server.client(gateway) as c:
         assert status_body(c.get(team.path("billing-info")), 403, 7)
+    with server.admin() as c:  # the operator may act on any team; a missing one is still 404
+        assert c.get(team.path("prepaid/balance")).status_code == 200
+        assert status_body(c.get(Team(missing, "", "").path("prepaid/balance")), 404, 5)
     with server.client(team.write) as c:
         assert c.post(team.path("billing-info"), json={"billingInfo": INFO}).status_code == 200
         r = c.get(team.path("postpaid/spending-limits"))  # phase 2: not served yet
