@@ -105,6 +105,9 @@ def test_lenient_input() -> None:
     assert decode(PrepaidBalanceChange, {"topup_status": "FAILED_TO_GENERATE_INVOICE"}).topup_status == 20
     assert decode(PrepaidBalanceChange, {"createTime": "2025-11-20T16:45:03.551209123Z"}).create_time == T
     assert decode(PrepaidBalanceChange, {"amount": None}).amount is None
+    for bad in ("0001-01-01T00:00:00+01:00", "2025-02-30T00:00:00Z", "2025-01-01 00:00:00"):
+        with pytest.raises(ValidationError):
+            decode(PrepaidBalanceChange, {"createTs": bad})
 
 
 @pytest.mark.parametrize(

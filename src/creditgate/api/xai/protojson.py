@@ -14,7 +14,7 @@ import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import IntEnum
-from typing import Any, ClassVar, Protocol, TypeVar
+from typing import Any, TypeVar
 
 from creditgate.errors import ValidationError
 
@@ -52,10 +52,6 @@ class F:
     def json_name(self) -> str:
         head, *rest = self.name.split("_")
         return head + "".join(part[:1].upper() + part[1:] for part in rest)
-
-
-class Message(Protocol):
-    FIELDS: ClassVar[tuple[F, ...]]
 
 
 M = TypeVar("M")
@@ -162,7 +158,7 @@ def parse_timestamp(value: Any, path: str) -> datetime:
         raise _fail(path, "must be an RFC 3339 timestamp such as 2025-01-01T00:00:00Z")
     try:
         return datetime.fromisoformat(_iso(value)).astimezone(UTC)
-    except ValueError:
+    except (ValueError, OverflowError):
         raise _fail(path, "is not a valid date and time") from None
 
 
