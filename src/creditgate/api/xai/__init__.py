@@ -11,9 +11,7 @@ from fastapi import APIRouter
 from creditgate.api.xai import balance, billing_info, invoices, keys, payment_methods, usage
 
 router = APIRouter()
-# Not in /openapi.json yet: the protojson bodies and google.rpc.Status errors need their own
-# schemas (docs/xai.md, phase 2).
 for _module in (keys, billing_info, payment_methods, invoices, balance, usage):
-    router.include_router(_module.router, include_in_schema=False)
+    router.include_router(_module.router)
 
 __all__ = ["router"]

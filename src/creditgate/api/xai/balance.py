@@ -15,6 +15,7 @@ from creditgate.api.xai.billing import (
     ProcessorKind,
     TopUpStatus,
 )
+from creditgate.api.xai.openapi import doc
 from creditgate.api.xai.types import Cent
 from creditgate.api.xai.wire import TEAMS, render, team_access
 from creditgate.billing.balance_view import BalanceChange
@@ -63,7 +64,7 @@ def change(team_id: str, item: BalanceChange, processor: str | None) -> PrepaidB
     )
 
 
-@router.get(TEAMS + "/prepaid/balance")
+@router.get(TEAMS + "/prepaid/balance", **doc("Prepaid balance and its changes"))
 async def prepaid_balance(request: Request, team_id: str) -> Response:
     await team_access(request, team_id, "read")
     found = await xai_reads.prepaid_balance(services(request), team_id)

@@ -10,6 +10,7 @@ from fastapi.responses import Response
 from creditgate.api.state import services
 from creditgate.api.xai import types
 from creditgate.api.xai.billing import Empty, GetBillingInfoResp, SetBillingInfoReq
+from creditgate.api.xai.openapi import BILLING_INFO_BODY, doc
 from creditgate.api.xai.wire import TEAMS, read_message, render, team_access
 from creditgate.billing.billing_info import BillingInfo
 from creditgate.errors import ValidationError
@@ -59,14 +60,14 @@ def fields_of(message: types.BillingInfo) -> dict[str, Any]:
     }
 
 
-@router.get(TEAMS + "/billing-info")
+@router.get(TEAMS + "/billing-info", **doc("Get billing information"))
 async def get_billing_info(request: Request, team_id: str) -> Response:
     await team_access(request, team_id, "read")
     info = await xai_reads.team_billing_info(services(request), team_id)
     return render(GetBillingInfoResp(info_message(info)))
 
 
-@router.post(TEAMS + "/billing-info")
+@router.post(TEAMS + "/billing-info", **doc("Set billing information", body=BILLING_INFO_BODY))
 async def set_billing_info(request: Request, team_id: str) -> Response:
     await team_access(request, team_id, "write")
     body: SetBillingInfoReq = await read_message(request, SetBillingInfoReq)

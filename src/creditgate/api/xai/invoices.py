@@ -19,6 +19,7 @@ from creditgate.api.xai.billing import (
     ListInvoicesResp,
     MonthlyInvoiceBundle,
 )
+from creditgate.api.xai.openapi import doc
 from creditgate.api.xai.types import Cent
 from creditgate.api.xai.wire import TEAMS, render, team_access
 from creditgate.billing import tax
@@ -116,7 +117,7 @@ def bundle(ctx: Context, team_id: str, view: xai_reads.InvoiceView) -> InvoiceBu
     return message
 
 
-@router.get(TEAMS + "/invoices")
+@router.get(TEAMS + "/invoices", **doc("List invoices"))
 async def list_invoices(request: Request, team_id: str) -> Response:
     await team_access(request, team_id, "read")
     kind, cycle, ids = parse_filter(request.query_params)

@@ -8,6 +8,7 @@ from fastapi.responses import Response
 from creditgate.accounts.principal import Principal
 from creditgate.api.auth import principal
 from creditgate.api.responses import JSON
+from creditgate.api.xai.openapi import doc
 from creditgate.errors import PermissionDenied
 
 router = APIRouter()
@@ -15,7 +16,7 @@ router = APIRouter()
 ACLS = {"read": ["BillingRead"], "write": ["BillingRead", "BillingWrite"], "gateway": []}
 
 
-@router.get("/auth/management-keys/validation")
+@router.get("/auth/management-keys/validation", **doc("The team of a management key", team=False))
 async def validate_key(request: Request) -> Response:
     """The key's team, as clients that discover their team expect (contract section 2.2)."""
     caller: Principal = await principal(request)

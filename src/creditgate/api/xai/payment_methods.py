@@ -7,6 +7,7 @@ from fastapi.responses import Response
 
 from creditgate.api.state import services
 from creditgate.api.xai.billing import ListPaymentMethodsResp
+from creditgate.api.xai.openapi import doc
 from creditgate.api.xai.types import CardDetails, PaymentMethod
 from creditgate.api.xai.wire import TEAMS, render, team_access
 from creditgate.billing.service import Card
@@ -21,7 +22,7 @@ def method(card: Card) -> PaymentMethod:
     return PaymentMethod(payment_method_id=card.payment_method_id, card_details=details, payment_type="card")
 
 
-@router.get(TEAMS + "/payment-method")
+@router.get(TEAMS + "/payment-method", **doc("List payment methods"))
 async def list_payment_methods(request: Request, team_id: str) -> Response:
     await team_access(request, team_id, "read")
     cards = await xai_reads.payment_methods(services(request), team_id)

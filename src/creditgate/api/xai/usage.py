@@ -19,6 +19,7 @@ from creditgate.api.xai.analytics import (
     TimeSeries,
     TimeUnit,
 )
+from creditgate.api.xai.openapi import USAGE_BODY, doc
 from creditgate.api.xai.wire import TEAMS, read_message, render, team_access
 from creditgate.errors import ValidationError
 from creditgate.metering.analytics import Filter, Query, Result
@@ -128,7 +129,7 @@ def response(result: Result, measures: tuple[tuple[str, str], ...]) -> Analytics
     return AnalyticsResponse(series, result.limit_reached)
 
 
-@router.post(TEAMS + "/usage")
+@router.post(TEAMS + "/usage", **doc("Usage analytics", body=USAGE_BODY))
 async def usage(request: Request, team_id: str) -> Response:
     await team_access(request, team_id, "read")
     body: AnalyzeBillingItemsRequest = await read_message(request, AnalyzeBillingItemsRequest)
