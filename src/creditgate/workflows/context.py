@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from creditgate.billing.inbox import Handlers
+from creditgate.billing.inbox_handlers import billing_handlers
 from creditgate.clock import Clock, system_clock
 from creditgate.config import Settings
 from creditgate.db import Database
@@ -15,7 +17,7 @@ from creditgate.payments.gateway import CardProcessor
 
 @dataclass
 class Context:
-    """The process's database, clock, price catalog and card processor."""
+    """The process's database, clock, price catalog, card processor and webhook handlers."""
 
     settings: Settings
     db: Database
@@ -23,6 +25,8 @@ class Context:
     clock: Clock = system_clock
     extras: dict[str, Any] = field(default_factory=dict)  # to be replaced by explicit fields
     processor: CardProcessor | None = None  # chosen by settings.payments (payments.factory)
+    # what the webhook inbox dispatches processor events to (billing's handlers)
+    webhook_handlers: Handlers = field(default_factory=billing_handlers)
 
     def require_processor(self) -> CardProcessor:
         """The configured card processor, or 503 when there is none."""
