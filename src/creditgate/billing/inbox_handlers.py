@@ -25,7 +25,7 @@ from creditgate.errors import NotFound
 from creditgate.ledger import service as ledger
 from creditgate.payments.gateway import ChargeResult, ProcessorEvent, SavedCard
 
-log = logging.getLogger("creditgate.billing.handlers")
+log = logging.getLogger("creditgate.billing.inbox_handlers")
 
 
 async def find_topup(conn: AsyncConnection, event: ProcessorEvent) -> Topup | None:
