@@ -114,7 +114,7 @@ class AutoTopupRow:
     pending_topup_id: str | None
     disabled_code: str | None
     low_since: datetime | None
-    balance: int  # ledger units: the account's balance when read (0 when not joined)
+    balance: int  # ledger units: the account's balance when the row was read
 
     @property
     def config(self) -> TopupConfig:

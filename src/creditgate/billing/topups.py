@@ -173,9 +173,8 @@ async def record_charge(conn: AsyncConnection, topup_id: str, result: ChargeResu
             ref=f"topup:{topup.id}",
             reason=f"card top-up, invoice {topup.invoice_id}",
         )
-        balance = (await ledger.post(conn, [posting], now, locked={topup.account_id: balance})).balances[
-            topup.account_id
-        ]
+        posted = await ledger.post(conn, [posting], now, locked={topup.account_id: balance})
+        balance = posted.balances[topup.account_id]
         await repo.update_topup(
             conn,
             topup.id,
