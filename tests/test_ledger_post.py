@@ -7,7 +7,7 @@ import asyncio
 import dataclasses
 from datetime import UTC, datetime
 
-from creditgate.billing import autotopup_config, cards, invoices
+from creditgate.billing import autotopup_config, cards, invoices, numbering
 from creditgate.billing.rows import TopupConfig
 from creditgate.config import normalize_database_url
 from creditgate.db import Database
@@ -82,4 +82,4 @@ def test_reads_are_typed_rows(database_url: str) -> None:
     assert account_row.balance == cents(7) and account_row.mode == "postpaid"
     assert [dataclasses.astuple(e)[2:5] for e in entries] == [("grant", cents(7), cents(7))]
     assert config == TopupConfig() and saved == 0
-    assert number == invoices.invoice_number(account, 1)
+    assert number == numbering.format_number(account, 1)

@@ -14,6 +14,7 @@ from creditgate.api import (
     admin,
     admin_autotopup,
     admin_billing,
+    admin_billing_info,
     admin_webhooks,
     cloudflare,
     errors,
@@ -82,6 +83,7 @@ def create_app(
     app.include_router(admin_webhooks.router)
     app.include_router(webhooks.router)
     app.include_router(admin_billing.router)
+    app.include_router(admin_billing_info.router)
     app.include_router(admin_autotopup.router)
     app.include_router(cloudflare.router)
     app.include_router(invoices.router)

@@ -6,7 +6,6 @@ units and stays exact: its lines, credits and amount due add up to the ledger to
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -15,6 +14,7 @@ from decimal import Decimal
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from creditgate.billing import invoices_repo as repo
+from creditgate.billing import numbering
 from creditgate.billing.rows import Invoice as Invoice  # the public name (pdf, adapters)
 from creditgate.errors import NotFound, ValidationError
 from creditgate.ids import new_id, new_secret
@@ -82,12 +82,6 @@ def month_bounds(now: datetime) -> tuple[datetime, datetime]:
     return start, end
 
 
-def invoice_number(account_id: str, seq: int) -> str:
-    """Stripe-style `PREFIX-0001`: a stable per-account prefix and a per-account sequence."""
-    prefix = hashlib.sha256(account_id.encode()).hexdigest()[:8].upper()
-    return f"{prefix}-{seq:04d}"
-
-
 async def issue_invoice(
     conn: AsyncConnection,
     account_id: str,
@@ -98,13 +92,11 @@ async def issue_invoice(
     description: str,
     now: datetime,
 ) -> Invoice:
-    """Number and store a new invoice (cents). Callers hold the account lock, so numbers are
-    taken in order."""
-    seq = await repo.count_invoices(conn, account_id) + 1
+    """Number (gap-free, see billing.numbering) and store a new invoice (cents)."""
     invoice = Invoice(
         id=new_id("in"),
         account_id=account_id,
-        number=invoice_number(account_id, seq),
+        number=await numbering.next_invoice_number(conn, account_id),
         status=status,
         origin=origin,
         currency="usd",

@@ -147,13 +147,22 @@ async def pdf_lines(conn: AsyncConnection, invoice: Invoice) -> list[tuple[str, 
         events = line["events"]
         text = (
             f"{line['provider']}/{line['model']}: {events:,} request{'' if events == 1 else 's'}, "
-            f"{line['input_tokens']:,} in / {line['output_tokens']:,} out tokens"
+            f"{line['input_tokens']:,} input tokens ({line.get('cached_tokens', 0):,} cached), "
+            f"{line['output_tokens']:,} output tokens"
         )
         rows.append((text, to_whole_cents(line["cost"])))
     total, due = statement.total, statement.due
     rows.append(("Subtotal (usage)", to_whole_cents(total)))
     rows.append(("Paid from prepaid credit", to_whole_cents(due) - to_whole_cents(total)))
     return rows
+
+
+async def period_of(conn: AsyncConnection, invoice: Invoice) -> tuple[datetime, datetime] | None:
+    """The [start, end) billing period of a statement invoice; None for any other invoice."""
+    if invoice.origin != ORIGIN:
+        return None
+    statement = await repo.statement_of_invoice(conn, invoice.id)
+    return None if statement is None else (statement.period_start, statement.period_end)
 
 
 async def mark_paid(conn: AsyncConnection, account_id: str, invoice_id: str, now: datetime) -> None:
