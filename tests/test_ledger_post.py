@@ -36,7 +36,7 @@ def test_post_returns_balances_and_leaves_locked_alone(database_url: str) -> Non
                 postings = [
                     ledger.Posting(a, "grant", cents(500), ref="g:1"),
                     ledger.Posting(b, "grant", cents(200)),
-                    ledger.Posting(a, "usage", -cents(120)),
+                    ledger.Posting(a, "adjustment", -cents(120)),  # not usage: reconcile ties usage to events
                 ]
                 first = await ledger.post(conn, postings, NOW, locked=locked)
                 after_first = dict(locked)
