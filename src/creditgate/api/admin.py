@@ -160,7 +160,7 @@ async def grant_credits(request: Request, account_id: str) -> Response:
         entries = await ledger.list_entries(conn, account_id, limit=1)
         return 201, entry_view(entries[0])
 
-    return await idempotent.run(request, "operator", work)
+    return await idempotent.run(request, account_id, "operator", work)
 
 
 @router.post("/accounts/{account_id}/adjustments")
@@ -180,7 +180,7 @@ async def adjust(request: Request, account_id: str) -> Response:
         )
         return 201, entry_view((await ledger.list_entries(conn, account_id, limit=1))[0])
 
-    return await idempotent.run(request, "operator", work)
+    return await idempotent.run(request, account_id, "operator", work)
 
 
 @router.get("/accounts/{account_id}/ledger")

@@ -11,11 +11,11 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
-from creditgate.api.responses import JSON, MAX_BODY_BYTES
+from creditgate.api.responses import JSON, read_body
 from creditgate.api.state import Services, services
 from creditgate.billing import inbox
 from creditgate.errors import NotFound, ValidationError
-from creditgate.payments.gateway import CardProcessor, WebhookSignatureError
+from creditgate.payments.gateway import CardProcessor, WebhookEventError, WebhookSignatureError
 
 router = APIRouter(prefix="/webhooks")
 
@@ -36,11 +36,11 @@ def stripe_processor(svc: Services) -> CardProcessor:
 async def stripe_webhook(request: Request) -> Response:
     svc = services(request)
     processor = stripe_processor(svc)
-    body = await request.body()
-    if len(body) > MAX_BODY_BYTES:
-        raise ValidationError(f"request body exceeds {MAX_BODY_BYTES} bytes", field="body")
+    body = await read_body(request)  # a 413 after at most MAX_BODY_BYTES
     try:
         event = processor.parse_webhook(body, request.headers)
+    except WebhookEventError as exc:
+        raise ValidationError(str(exc), field="body") from exc
     except WebhookSignatureError as exc:
         raise ValidationError(str(exc), field="Stripe-Signature") from exc
     async with svc.db.write() as conn:
