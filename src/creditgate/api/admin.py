@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import Response
 
 from creditgate.accounts import service as accounts
@@ -13,6 +13,8 @@ from creditgate.accounts.principal import Principal
 from creditgate.api import idempotent
 from creditgate.api.auth import forget_cached_tokens, principal
 from creditgate.api.responses import JSON, read_object
+from creditgate.api.schemas import admin as schema
+from creditgate.api.schemas.common import Empty, idempotency_header, operation
 from creditgate.api.state import services
 from creditgate.api.views import account_view, entry_view, token_view
 from creditgate.billing.reconcile import reconcile_report
@@ -32,6 +34,9 @@ router = APIRouter(prefix="/admin/v1", dependencies=[Depends(operator)])
 
 
 MAX_CENTS = MAX_AMOUNT // UNITS_PER_CENT  # $1,000,000,000
+# Query bounds for the docs only: the route checks them itself, with its own messages.
+LIMIT_1000 = Query(100, json_schema_extra={"minimum": 1, "maximum": 1000})
+BEFORE_ID = Query(None, json_schema_extra={"minimum": 1, "maximum": 2**63 - 1})
 
 
 def _int_field(
@@ -73,7 +78,7 @@ def parse_expiry(value: str | None, now: datetime) -> datetime | None:
     return moment
 
 
-@router.post("/accounts")
+@router.post("/accounts", **operation(ok=schema.Account, status=201, body=schema.AccountCreate, errors=[409]))
 async def create_account(request: Request) -> Response:
     svc = services(request)
     body = await read_object(request, allowed={"id", "name", "mode", "credit_limit_cents"})
@@ -92,8 +97,8 @@ async def create_account(request: Request) -> Response:
     return JSON(account_view(row), status_code=201)
 
 
-@router.get("/accounts")
-async def list_accounts(request: Request, after: str | None = None, limit: int = 100) -> Response:
+@router.get("/accounts", **operation(ok=schema.AccountList))
+async def list_accounts(request: Request, after: str | None = None, limit: int = LIMIT_1000) -> Response:
     svc = services(request)
     if not 1 <= limit <= 1000:
         raise ValidationError("limit must be between 1 and 1000", field="limit")
@@ -102,13 +107,16 @@ async def list_accounts(request: Request, after: str | None = None, limit: int =
     return JSON({"accounts": [account_view(r) for r in rows]})
 
 
-@router.get("/accounts/{account_id}")
+@router.get("/accounts/{account_id}", **operation(ok=schema.Account, errors=[404]))
 async def get_account(request: Request, account_id: str) -> Response:
     async with services(request).db.read() as conn:
         return JSON(account_view(await ledger.get_account(conn, account_id)))
 
 
-@router.post("/accounts/{account_id}/tokens")
+@router.post(
+    "/accounts/{account_id}/tokens",
+    **operation(ok=schema.TokenIssued, status=201, body=schema.TokenCreate, errors=[404]),
+)
 async def create_token(request: Request, account_id: str) -> Response:
     svc = services(request)
     body = await read_object(request, allowed={"scope", "name"})
@@ -126,14 +134,14 @@ async def create_token(request: Request, account_id: str) -> Response:
     )
 
 
-@router.get("/accounts/{account_id}/tokens")
+@router.get("/accounts/{account_id}/tokens", **operation(ok=schema.TokenList, errors=[404]))
 async def list_tokens(request: Request, account_id: str) -> Response:
     async with services(request).db.read() as conn:
         rows = await accounts.list_tokens(conn, account_id)
     return JSON({"tokens": [token_view(r) for r in rows]})
 
 
-@router.delete("/accounts/{account_id}/tokens/{token_id}")
+@router.delete("/accounts/{account_id}/tokens/{token_id}", **operation(ok=Empty, errors=[404]))
 async def revoke_token(request: Request, account_id: str, token_id: str) -> Response:
     svc = services(request)
     async with svc.db.write() as conn:
@@ -142,7 +150,16 @@ async def revoke_token(request: Request, account_id: str, token_id: str) -> Resp
     return JSON({})
 
 
-@router.post("/accounts/{account_id}/grants")
+@router.post(
+    "/accounts/{account_id}/grants",
+    **operation(
+        ok=schema.LedgerEntry,
+        status=201,
+        body=schema.GrantCreate,
+        errors=[404, 409],
+        parameters=[idempotency_header()],
+    ),
+)
 async def grant_credits(request: Request, account_id: str) -> Response:
     """A promotional grant (optionally expiring). Honours Idempotency-Key."""
     svc = services(request)
@@ -163,7 +180,16 @@ async def grant_credits(request: Request, account_id: str) -> Response:
     return await idempotent.run(request, account_id, "operator", work)
 
 
-@router.post("/accounts/{account_id}/adjustments")
+@router.post(
+    "/accounts/{account_id}/adjustments",
+    **operation(
+        ok=schema.LedgerEntry,
+        status=201,
+        body=schema.AdjustmentCreate,
+        errors=[404, 409],
+        parameters=[idempotency_header()],
+    ),
+)
 async def adjust(request: Request, account_id: str) -> Response:
     """A signed correction in cents, with a required reason. Honours Idempotency-Key."""
     svc = services(request)
@@ -183,9 +209,9 @@ async def adjust(request: Request, account_id: str) -> Response:
     return await idempotent.run(request, account_id, "operator", work)
 
 
-@router.get("/accounts/{account_id}/ledger")
+@router.get("/accounts/{account_id}/ledger", **operation(ok=schema.EntryList, errors=[404]))
 async def ledger_entries(
-    request: Request, account_id: str, before_id: int | None = None, limit: int = 100
+    request: Request, account_id: str, before_id: int | None = BEFORE_ID, limit: int = LIMIT_1000
 ) -> Response:
     if not 1 <= limit <= 1000:
         raise ValidationError("limit must be between 1 and 1000", field="limit")
@@ -197,7 +223,7 @@ async def ledger_entries(
     return JSON({"entries": [entry_view(r) for r in rows]})
 
 
-@router.get("/prices")
+@router.get("/prices", **operation(ok=schema.PriceList))
 async def list_prices(request: Request) -> Response:
     svc = services(request)
     async with svc.db.read() as conn:
@@ -206,7 +232,16 @@ async def list_prices(request: Request) -> Response:
     return JSON({"prices": [prices.price_to_wire(r) for r in rows]})
 
 
-@router.post("/prices")
+@router.post(
+    "/prices",
+    **operation(
+        ok=schema.PriceImportResult,
+        status=201,
+        extra_ok={200: schema.PriceImportResult},
+        body=schema.PriceImport,
+        errors=[409],
+    ),
+)
 async def import_prices(request: Request) -> Response:
     svc = services(request)
     body = await read_object(request, allowed={"prices"})
@@ -220,7 +255,7 @@ async def import_prices(request: Request) -> Response:
     return JSON({"inserted": inserted, "unchanged": unchanged}, status_code=201 if inserted else 200)
 
 
-@router.get("/reconcile")
+@router.get("/reconcile", **operation(ok=schema.ReconcileReport, extra_ok={500: schema.ReconcileReport}))
 async def reconcile(request: Request) -> Response:
     async with services(request).db.read() as conn:
         report = await reconcile_report(conn)

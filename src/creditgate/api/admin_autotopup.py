@@ -15,12 +15,14 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import Response
 
 from creditgate.accounts import idempotency
 from creditgate.api.admin import operator
 from creditgate.api.responses import JSON, read_body, read_object
+from creditgate.api.schemas import billing as schema
+from creditgate.api.schemas.common import Empty, idempotency_header, operation
 from creditgate.api.state import processor, services
 from creditgate.billing import autotopup_config, cards, refunds, statements, topups
 from creditgate.billing.rows import Refund, Topup
@@ -30,6 +32,7 @@ from creditgate.ledger import service as ledger
 from creditgate.payments.gateway import CardProcessor
 
 router = APIRouter(prefix="/admin/v1", dependencies=[Depends(operator)])
+LIMIT_500 = Query(50, json_schema_extra={"minimum": 1, "maximum": 500})  # checked in the route
 
 
 def _iso(moment: datetime | None) -> str | None:
@@ -126,7 +129,7 @@ def _state_view(state: autotopup_config.AutoTopupState) -> dict[str, Any]:
     }
 
 
-@router.get("/accounts/{account_id}/auto-topup")
+@router.get("/accounts/{account_id}/auto-topup", **operation(ok=schema.AutoTopupState, errors=[404]))
 async def get_auto_topup(request: Request, account_id: str) -> Response:
     svc = services(request)
     async with svc.db.read() as conn:
@@ -134,7 +137,10 @@ async def get_auto_topup(request: Request, account_id: str) -> Response:
     return JSON(_state_view(state))
 
 
-@router.put("/accounts/{account_id}/auto-topup")
+@router.put(
+    "/accounts/{account_id}/auto-topup",
+    **operation(ok=schema.AutoTopupState, body=schema.AutoTopupSet, errors=[404]),
+)
 async def put_auto_topup(request: Request, account_id: str) -> Response:
     """Set the config (re-enables auto top-up). `monthly_cap` in cents; null removes the cap;
     left out keeps the current one."""
@@ -154,7 +160,7 @@ async def put_auto_topup(request: Request, account_id: str) -> Response:
     return JSON(_state_view(state))
 
 
-@router.delete("/accounts/{account_id}/auto-topup")
+@router.delete("/accounts/{account_id}/auto-topup", **operation(ok=Empty, errors=[404]))
 async def delete_auto_topup(request: Request, account_id: str) -> Response:
     svc = services(request)
     async with svc.db.write() as conn:
@@ -163,7 +169,9 @@ async def delete_auto_topup(request: Request, account_id: str) -> Response:
     return JSON({})
 
 
-@router.post("/accounts/{account_id}/cards/setup")
+@router.post(
+    "/accounts/{account_id}/cards/setup", **operation(ok=schema.CardSetup, status=201, errors=[404, 503])
+)
 async def start_card_setup(request: Request, account_id: str) -> Response:
     """Start a browser card-saving session (Stripe SetupIntent, usage off_session). Confirm it
     with Stripe.js (`confirmCardSetup(client_secret)`), then POST the resulting PaymentMethod
@@ -190,8 +198,8 @@ async def start_card_setup(request: Request, account_id: str) -> Response:
     )
 
 
-@router.get("/accounts/{account_id}/topups")
-async def list_topups(request: Request, account_id: str, limit: int = 50) -> Response:
+@router.get("/accounts/{account_id}/topups", **operation(ok=schema.TopupList, errors=[404]))
+async def list_topups(request: Request, account_id: str, limit: int = LIMIT_500) -> Response:
     if not 1 <= limit <= 500:
         raise ValidationError("limit must be between 1 and 500", field="limit")
     async with services(request).db.read() as conn:
@@ -201,14 +209,23 @@ async def list_topups(request: Request, account_id: str, limit: int = 50) -> Res
     return JSON({"topups": views})
 
 
-@router.get("/accounts/{account_id}/topups/{topup_id}")
+@router.get("/accounts/{account_id}/topups/{topup_id}", **operation(ok=schema.Topup, errors=[404]))
 async def get_topup(request: Request, account_id: str, topup_id: str) -> Response:
     async with services(request).db.read() as conn:
         topup, refund_list = await refunds.topup_with_refunds(conn, account_id, topup_id)
     return JSON(topup_view(topup, refund_list))
 
 
-@router.post("/accounts/{account_id}/topups/{topup_id}/refund")
+@router.post(
+    "/accounts/{account_id}/topups/{topup_id}/refund",
+    **operation(
+        ok=schema.RefundResult,
+        body=schema.RefundCreate,
+        body_required=False,
+        errors=[402, 404, 409, 503],
+        parameters=[idempotency_header()],
+    ),
+)
 async def refund(request: Request, account_id: str, topup_id: str) -> Response:
     """Refund a completed top-up and take its credit back out of the ledger. Without `amount`
     everything not yet refunded is refunded, so repeating the call refunds nothing more."""
@@ -233,7 +250,10 @@ async def refund(request: Request, account_id: str, topup_id: str) -> Response:
     return JSON({"topup": view, "refund": refund_view(made) if made else None})
 
 
-@router.post("/accounts/{account_id}/invoices/{invoice_id}/mark-paid")
+@router.post(
+    "/accounts/{account_id}/invoices/{invoice_id}/mark-paid",
+    **operation(ok=schema.StatementPaid, errors=[404, 409]),
+)
 async def mark_statement_paid(request: Request, account_id: str, invoice_id: str) -> Response:
     svc = services(request)
     async with svc.db.write() as conn:

@@ -15,6 +15,8 @@ from fastapi.responses import Response
 
 from creditgate.api.admin import operator
 from creditgate.api.responses import JSON, read_object
+from creditgate.api.schemas import billing as schema
+from creditgate.api.schemas.common import operation
 from creditgate.api.state import processor, services
 from creditgate.billing import cards
 from creditgate.billing.rows import Card
@@ -56,7 +58,10 @@ def card_view(card: Card, processor_name: str) -> dict[str, Any]:
     }
 
 
-@router.post("/accounts/{account_id}/cards")
+@router.post(
+    "/accounts/{account_id}/cards",
+    **operation(ok=schema.Card, status=201, body=schema.CardCreate, errors=[402, 404]),
+)
 async def add_card(request: Request, account_id: str) -> Response:
     svc, proc = services(request), processor(request)
     body = await read_object(request, allowed={"card", "payment_method_id"})
@@ -67,7 +72,7 @@ async def add_card(request: Request, account_id: str) -> Response:
     return JSON(card_view(card, proc.name), status_code=201)
 
 
-@router.get("/accounts/{account_id}/cards")
+@router.get("/accounts/{account_id}/cards", **operation(ok=schema.CardList, errors=[404]))
 async def list_cards(request: Request, account_id: str) -> Response:
     svc, proc = services(request), processor(request)
     async with svc.db.read() as conn:

@@ -12,6 +12,8 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
 from creditgate.api.responses import JSON, read_body
+from creditgate.api.schemas import webhooks as schema
+from creditgate.api.schemas.common import operation
 from creditgate.api.state import Services, services
 from creditgate.billing import inbox
 from creditgate.errors import NotFound, ValidationError
@@ -32,7 +34,19 @@ def stripe_processor(svc: Services) -> CardProcessor:
     return svc.processor
 
 
-@router.post("/stripe")
+@router.post(
+    "/stripe",
+    **operation(
+        ok=schema.WebhookReceipt,
+        body=schema.StripeEvent,
+        auth=False,
+        errors=[404, 413, 503],
+        parameters=[
+            {"name": "Stripe-Signature", "in": "header", "required": True, "schema": {"type": "string"}}
+        ],
+        summary="A Stripe event, signed with the endpoint secret (raw body)",
+    ),
+)
 async def stripe_webhook(request: Request) -> Response:
     svc = services(request)
     processor = stripe_processor(svc)

@@ -19,6 +19,8 @@ from creditgate.accounts.principal import Principal
 from creditgate.api.auth import principal
 from creditgate.api.cloudflare.common import BILLING, ok, require_keys
 from creditgate.api.responses import read_object
+from creditgate.api.schemas import cloudflare as schema
+from creditgate.api.schemas.common import idempotency_header, operation
 from creditgate.api.state import Services, processor, services
 from creditgate.billing import cards, topups
 from creditgate.billing.rows import Topup
@@ -72,7 +74,16 @@ def _raise_if_failed(topup: Topup) -> None:
         )
 
 
-@router.post(BILLING + "/topup")
+@router.post(
+    BILLING + "/topup",
+    **operation(
+        ok=schema.TopupAnswer,
+        body=schema.TopupCreate,
+        wire="cloudflare",
+        errors=[402, 404, 409, 503],
+        parameters=[idempotency_header()],
+    ),
+)
 async def create_topup(request: Request, account_id: str, caller: Principal = Depends(principal)) -> Response:
     caller.require("write", account_id)
     svc, proc = services(request), processor(request)
@@ -108,7 +119,12 @@ async def create_topup(request: Request, account_id: str, caller: Principal = De
     return ok(result)
 
 
-@router.post(BILLING + "/topup/status")
+@router.post(
+    BILLING + "/topup/status",
+    **operation(
+        ok=schema.TopupStatusAnswer, body=schema.TopupStatusRequest, wire="cloudflare", errors=[402, 404]
+    ),
+)
 async def topup_status(request: Request, account_id: str, caller: Principal = Depends(principal)) -> Response:
     caller.require("write", account_id)
     svc, proc = services(request), processor(request)
