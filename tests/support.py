@@ -10,7 +10,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -91,7 +91,7 @@ def make_settings(database_url: str, data_dir: Path, **overrides: Any) -> Settin
         db_pool_size=10,
         run_jobs=False,
     )
-    return replace(base, **overrides)
+    return base.replace(**overrides)
 
 
 def prepare(settings: Settings) -> None:
@@ -135,7 +135,7 @@ def live_server(
     """Run the app under uvicorn in a background thread until the block exits. With
     `webhook_handlers`, the inbox dispatches processor events to those instead of billing's."""
     port = free_port()
-    settings = replace(settings, host="127.0.0.1", port=port)
+    settings = settings.replace(host="127.0.0.1", port=port)
     app = create_app(settings, clock=clock)
     if webhook_handlers is not None:
         app.state.services.webhook_handlers = webhook_handlers

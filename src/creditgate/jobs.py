@@ -22,6 +22,7 @@ from creditgate.db import Database
 from creditgate.ledger import service as ledger
 from creditgate.limits import service as limits
 from creditgate.notify import delivery
+from creditgate.observability import metrics
 from creditgate.payments.factory import make_processor
 from creditgate.payments.gateway import CardProcessor, ChargeResult
 
@@ -67,7 +68,8 @@ async def _run_once(db: Database, clock: Clock, names: list[str] | None) -> dict
         if names is not None and name not in names:
             continue
         try:
-            done[name] = await fn(db, clock)
+            with metrics.job_run(name):
+                done[name] = await fn(db, clock)
             if done[name]:
                 log.info("job %s handled %d item(s)", name, done[name])
         except Exception:
@@ -180,10 +182,13 @@ async def _charge(db: Database, clock: Clock, proc: CardProcessor, topup: Topup)
         try:
             result = await proc.charge(topup.charge_request(off_session=True))
         except Exception:
+            metrics.AUTO_TOPUPS.labels("unanswered").inc()
             log.exception("auto top-up %s: the charge has no answer; retrying with the same key", topup.id)
             async with db.write() as conn:
                 await autotopup.retry_later(conn, topup.id, clock() + RETRY_UNANSWERED)
             return
+    metrics.AUTO_TOPUPS.labels(result.status).inc()
+    log.info("auto top-up %s charged: %s %s", topup.id, result.status, result.failure_code or "")
     async with db.write() as conn:
         await topups.record_charge(conn, topup.id, result, clock())
 

@@ -2,23 +2,28 @@
 
 from __future__ import annotations
 
+import time
+from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
 import typer
+from sqlalchemy import func, select
 
 from creditgate.accounts import service as accounts
 from creditgate.api.admin import parse_expiry
 from creditgate.api.views import account_view, entry_view, token_view
 from creditgate.billing.reconcile import reconcile_report
+from creditgate.cli import serve as serve_cli
 from creditgate.cli import worker as worker_cli
 from creditgate.cli.billing import autotopup_app, topups_app
 from creditgate.cli.billing_info import billing_info_app
 from creditgate.cli.cards import cards_app, sandbox_app
-from creditgate.cli.runtime import emit, fail, run
+from creditgate.cli.runtime import emit, fail, progress, run
 from creditgate.clock import system_clock
-from creditgate.config import Settings
 from creditgate.db import Database
+from creditgate.errors import ValidationError
+from creditgate.ledger import models as ledger_models
 from creditgate.ledger import service as ledger
 from creditgate.metering import catalog
 from creditgate.money import cents
@@ -42,30 +47,29 @@ app.add_typer(autotopup_app, name="autotopup")
 app.add_typer(billing_info_app, name="billing-info")
 
 
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"creditgate {version('creditgate')}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main(
+    show_version: bool = typer.Option(
+        False, "--version", callback=_version, is_eager=True, help="Print the version and exit."
+    ),
+) -> None:
+    """creditgate: prepaid credits, metering and spending limits for AI gateways."""
+
+
 @app.command()
 def serve(
     host: str = typer.Option(None, help="Bind address (default CREDITGATE_HOST or 127.0.0.1)."),
     port: int = typer.Option(None, help="Port (default CREDITGATE_PORT or 8787)."),
-    workers: int = typer.Option(1, help="Worker processes."),
+    workers: int = typer.Option(1, min=1, help="Worker processes."),
 ) -> None:
     """Run the HTTP service (migrates the database first)."""
-    import uvicorn
-
-    settings = Settings.from_env()
-    typer.echo(
-        f"creditgate: database {settings.database_url.split('://')[0]}, payments {settings.payments}, "
-        f"listening on http://{host or settings.host}:{port or settings.port}",
-        err=True,
-    )
-    uvicorn.run(
-        "creditgate.cli.serve:make_app",
-        factory=True,
-        host=host or settings.host,
-        port=port or settings.port,
-        workers=workers,
-        log_level="warning",
-        access_log=False,
-    )
+    serve_cli.serve(host, port, workers)
 
 
 @app.command()
@@ -224,9 +228,15 @@ def prices_import(file: Path) -> None:
     now = system_clock()
 
     async def work(db: Database) -> Any:
-        rows = catalog.parse_price_rows(catalog.parse_price_file(file.read_text(), file.name), now)
+        raw = catalog.parse_price_file(file.read_text(), file.name)
+        if not raw:
+            raise ValidationError(f"{file.name} holds no price rows", field="prices")
+        progress(f"prices: read {len(raw)} row(s) from {file.name}; checking them")
+        rows = catalog.parse_price_rows(raw, now)
+        progress(f"prices: {len(rows)} row(s) valid; importing them in one transaction")
         async with db.write() as conn:
             inserted, unchanged = await catalog.import_prices(conn, rows, now)
+        progress(f"prices: done ({inserted} inserted, {unchanged} unchanged)")
         return {"inserted": inserted, "unchanged": unchanged}
 
     emit(run(work))
@@ -249,9 +259,14 @@ def reconcile() -> None:
 
     async def work(db: Database) -> Any:
         async with db.read() as conn:
+            count = await conn.scalar(select(func.count()).select_from(ledger_models.accounts))
+            progress(f"reconcile: checking {count} account(s)")
             return await reconcile_report(conn)
 
+    started = time.monotonic()
     report = run(work)
+    took = time.monotonic() - started
+    progress(f"reconcile: checked {report['accounts_checked']} account(s) in {took:.1f} s")
     emit(report)
     if not report["ok"]:
         typer.echo(f"RECONCILE FAILED: {len(report['problems'])} problem(s)", err=True)
