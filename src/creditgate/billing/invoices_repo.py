@@ -1,5 +1,5 @@
-"""SQL for invoices and monthly statements. Only billing.invoices and billing.statements
-import this module."""
+"""SQL for invoices and monthly statements. Only billing's invoice modules (invoices,
+statements, invoice_listing) import this module."""
 
 from __future__ import annotations
 
@@ -15,7 +15,8 @@ from creditgate.billing.rows import Invoice, Statement
 from creditgate.ledger.models import accounts
 
 
-def _invoice(row: Row[Any]) -> Invoice:
+def invoice_from_row(row: Row[Any]) -> Invoice:
+    """The typed invoice of a row that has the invoices table's columns."""
     return Invoice(
         id=row.id,
         account_id=row.account_id,
@@ -78,7 +79,7 @@ async def insert_invoice(conn: AsyncConnection, invoice: Invoice) -> None:
 
 async def get_invoice(conn: AsyncConnection, invoice_id: str) -> Invoice | None:
     row = (await conn.execute(select(invoices).where(invoices.c.id == invoice_id))).first()
-    return None if row is None else _invoice(row)
+    return None if row is None else invoice_from_row(row)
 
 
 async def list_invoices(
@@ -91,7 +92,7 @@ async def list_invoices(
         .limit(limit)
         .offset(offset)
     )
-    return [_invoice(row) for row in await conn.execute(stmt)]
+    return [invoice_from_row(row) for row in await conn.execute(stmt)]
 
 
 async def update_invoice(

@@ -1,0 +1,16 @@
+"""Saving a team's billing info (the buyer block of its invoices), for every front door."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from creditgate.billing import billing_info
+from creditgate.billing.billing_info import BillingInfo
+from creditgate.workflows.context import Context
+
+
+async def set_billing_info(ctx: Context, account_id: str, fields: Mapping[str, object]) -> BillingInfo:
+    """Replace the account's billing info in one transaction; a ValidationError (bad country,
+    unknown tax id type, ...) changes nothing."""
+    async with ctx.db.write() as conn:
+        return await billing_info.set_info(conn, account_id, fields, ctx.clock())
