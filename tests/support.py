@@ -19,6 +19,7 @@ import uvicorn
 
 from creditgate.api import create_app
 from creditgate.api.app import prepare_database
+from creditgate.billing.inbox import Handlers
 from creditgate.clock import Clock, system_clock
 from creditgate.config import Settings, normalize_database_url
 from creditgate.db import Database
@@ -128,11 +129,16 @@ def free_port() -> int:
 
 
 @contextmanager
-def live_server(settings: Settings, clock: Clock = system_clock) -> Iterator[LiveServer]:
-    """Run the app under uvicorn in a background thread until the block exits."""
+def live_server(
+    settings: Settings, clock: Clock = system_clock, *, webhook_handlers: Handlers | None = None
+) -> Iterator[LiveServer]:
+    """Run the app under uvicorn in a background thread until the block exits. With
+    `webhook_handlers`, the inbox dispatches processor events to those instead of billing's."""
     port = free_port()
     settings = settings.replace(host="127.0.0.1", port=port)
     app = create_app(settings, clock=clock)
+    if webhook_handlers is not None:
+        app.state.services.webhook_handlers = webhook_handlers
     config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)

@@ -15,6 +15,7 @@ import pytest
 
 from creditgate import jobs
 from creditgate.billing import inbox
+from creditgate.billing.inbox_handlers import billing_handlers
 from creditgate.db import Database
 from creditgate.money import cents
 from creditgate.payments.gateway import ChargeRequest, ChargeResult, ProcessorEvent
@@ -162,7 +163,7 @@ def test_an_attempt_too_old_to_retry_is_given_up_and_a_late_webhook_credits_it(w
             out = []
             for _ in range(2):
                 async with db.write() as conn:
-                    out.append(await inbox.receive(conn, "sandbox", event, w.clock()))
+                    out.append(await inbox.receive(conn, "sandbox", event, w.clock(), billing_handlers()))
             return out
         finally:
             await db.dispose()

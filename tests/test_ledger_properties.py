@@ -170,7 +170,7 @@ class World:
 
 async def _post(world: World, posting: Posting) -> tuple[bool, int]:
     async with world.db.write() as conn:
-        (new,) = await ledger.post(conn, [posting], world.clock())
+        (new,) = (await ledger.post(conn, [posting], world.clock())).applied
         last = (await ledger.list_entries(conn, posting.account_id, limit=1))[0]
     return new, int(last.id)
 

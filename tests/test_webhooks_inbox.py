@@ -10,6 +10,7 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -20,6 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from creditgate import jobs
 from creditgate.billing import inbox
+from creditgate.billing.inbox_handlers import billing_handlers
 from creditgate.clock import ManualClock, system_clock
 from creditgate.config import normalize_database_url
 from creditgate.db import Database
@@ -31,6 +33,19 @@ from tests import support
 from tests.stripe_support import localstripe_url  # noqa: F401 - fixture
 
 SECRET = "whsec_inbox_tests"
+# What the test server's inbox dispatches to: billing's handlers, plus those a test adds
+# for the duration of a `registered` block.
+HANDLERS: dict[str, list[inbox.Handler]] = {kind: list(found) for kind, found in billing_handlers().items()}
+
+
+@contextmanager
+def registered(event_type: str, handler: inbox.Handler) -> Iterator[None]:
+    found = HANDLERS.setdefault(event_type, [])
+    found.append(handler)
+    try:
+        yield
+    finally:
+        found.remove(handler)
 
 
 @pytest.fixture(scope="module")
@@ -48,7 +63,7 @@ def stripe_server(
         stripe_api_base=localstripe_url,
         stripe_max_network_retries=0,
     )
-    with support.live_server(settings) as live:
+    with support.live_server(settings, webhook_handlers=HANDLERS) as live:
         yield live
 
 
@@ -123,7 +138,7 @@ def test_signed_event_from_localstripe_is_stored_and_dispatched(
         assert result.status == "succeeded"
         return str(result.payment_id)
 
-    with inbox.registered("payment.succeeded", recorder):
+    with registered("payment.succeeded", recorder):
         payment_id = ls.with_processor(localstripe_url, charge)
         _wait_until(lambda: any(e.payment_id == payment_id for e in recorder.events))
     mine = [e for e in recorder.events if e.payment_id == payment_id]
@@ -138,7 +153,7 @@ def test_bad_signature_is_rejected_and_nothing_is_stored(stripe_server: support.
     recorder = Recorder()
     event_id = f"evt_{uuid.uuid4().hex}"
     body = _payment_event("payment_intent.succeeded", "pi_bad", event_id)
-    with inbox.registered("payment.succeeded", recorder):
+    with registered("payment.succeeded", recorder):
         wrong = _post(stripe_server, body, secret="whsec_not_ours")
         with httpx.Client(base_url=stripe_server.base_url) as client:
             unsigned = client.post("/webhooks/stripe", content=body)
@@ -154,7 +169,7 @@ def test_duplicates_are_processed_once_even_concurrently(stripe_server: support.
     recorder = Recorder()
     event_id = f"evt_{uuid.uuid4().hex}"
     body = _payment_event("payment_intent.succeeded", f"pi_{uuid.uuid4().hex[:12]}", event_id)
-    with inbox.registered("payment.succeeded", recorder):
+    with registered("payment.succeeded", recorder):
         with concurrent.futures.ThreadPoolExecutor(8) as pool:
             answers = list(pool.map(lambda _: _post(stripe_server, body), range(8)))
         late = _post(stripe_server, body)
@@ -174,7 +189,7 @@ def test_out_of_order_events_each_dispatch_once(stripe_server: support.LiveServe
         payment_id,
         last_payment_error={"code": "card_declined", "message": "no"},
     )
-    with inbox.registered("payment.succeeded", recorder), inbox.registered("payment.failed", recorder):
+    with registered("payment.succeeded", recorder), registered("payment.failed", recorder):
         # the later event first, then the earlier one, then the later one again
         for body in (succeeded, failed, succeeded):
             assert _post(stripe_server, body).status_code == 200
@@ -193,7 +208,7 @@ def test_unknown_types_and_objects_are_stored_and_ignored(stripe_server: support
 
     not_ours = Recorder(outcome=inbox.IGNORED)  # a handler that does not know the payment
     unknown_id = f"evt_{uuid.uuid4().hex}"
-    with inbox.registered("payment.succeeded", not_ours):
+    with registered("payment.succeeded", not_ours):
         r = _post(stripe_server, _payment_event("payment_intent.succeeded", "pi_unknown", unknown_id))
     assert r.json()["status"] == "ignored" and len(not_ours.events) == 1
     assert (
@@ -209,7 +224,7 @@ def test_failing_handler_keeps_the_event_and_undoes_its_writes(stripe_server: su
     recorder = Recorder(fail_times=1, emit_for=account)
     event_id = f"evt_{uuid.uuid4().hex}"
     body = _payment_event("payment_intent.succeeded", f"pi_{uuid.uuid4().hex[:12]}", event_id)
-    with inbox.registered("payment.succeeded", recorder):
+    with registered("payment.succeeded", recorder):
         first = _post(stripe_server, body)
         assert first.status_code == 503 and first.headers["retry-after"]
         stored = _inbox(stripe_server, event_id)
@@ -236,17 +251,20 @@ def test_inbox_job_retries_a_failed_event_after_backoff(database_url: str) -> No
         db = Database(normalize_database_url(database_url), pool_size=2)
         try:
             async with db.write() as conn:
-                first = await inbox.receive(conn, "stripe", event, start)
-            too_early = await jobs.run_once(db, ManualClock(start + timedelta(seconds=59)), ["webhook_inbox"])
-            on_time = await jobs.run_once(db, ManualClock(start + timedelta(minutes=1)), ["webhook_inbox"])
-            later = await jobs.run_once(db, ManualClock(start + timedelta(days=1)), ["webhook_inbox"])
+                first = await inbox.receive(conn, "stripe", event, start, HANDLERS)
+            too_early = await retry_job(db, ManualClock(start + timedelta(seconds=59)))
+            on_time = await retry_job(db, ManualClock(start + timedelta(minutes=1)))
+            later = await retry_job(db, ManualClock(start + timedelta(days=1)))
             async with db.write() as conn:
-                replay = await inbox.receive(conn, "stripe", event, start)
+                replay = await inbox.receive(conn, "stripe", event, start, HANDLERS)
             return [first, str(too_early), str(on_time), str(later), replay]
         finally:
             await db.dispose()
 
-    with inbox.registered("payment.succeeded", recorder):
+    async def retry_job(db: Database, clock: ManualClock) -> dict[str, int]:
+        return {"webhook_inbox": await jobs.retry_webhook_inbox(db, clock, handlers=HANDLERS)}
+
+    with registered("payment.succeeded", recorder):
         first, too_early, on_time, later, replay = asyncio.run(main())
     assert first == "failed"
     assert (

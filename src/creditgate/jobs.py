@@ -12,8 +12,10 @@ from collections.abc import Awaitable, Callable
 from contextvars import ContextVar
 from datetime import datetime, timedelta
 
-from creditgate.billing import autotopup, handlers, inbox, statements, topups
-from creditgate.billing.topups import Topup
+from creditgate.billing import autotopup, inbox, statements, topups
+from creditgate.billing.inbox import Handlers
+from creditgate.billing.inbox_handlers import billing_handlers
+from creditgate.billing.rows import Topup
 from creditgate.clock import Clock
 from creditgate.config import Settings
 from creditgate.db import Database
@@ -31,7 +33,6 @@ Job = Callable[[Database, Clock], Awaitable[int]]
 JOBS: dict[str, Job] = {}
 RETRY_UNANSWERED = timedelta(minutes=1)
 _PROCESSOR: ContextVar[CardProcessor | None] = ContextVar("creditgate_job_processor", default=None)
-assert handlers  # imported so a worker without the app still dispatches webhook events
 
 
 def job(name: str) -> Callable[[Job], Job]:
@@ -127,10 +128,11 @@ async def deliver_webhooks(db: Database, clock: Clock, *, batch: int = 32, max_b
 
 
 @job("webhook_inbox")
-async def retry_webhook_inbox(db: Database, clock: Clock) -> int:
-    """Dispatch again the incoming processor events whose handler failed."""
+async def retry_webhook_inbox(db: Database, clock: Clock, *, handlers: Handlers | None = None) -> int:
+    """Dispatch again the incoming processor events whose handler failed, to billing's
+    handlers (or to `handlers`)."""
     async with db.write() as conn:
-        return await inbox.retry_due(conn, clock())
+        return await inbox.retry_due(conn, clock(), billing_handlers() if handlers is None else handlers)
 
 
 @job("auto_topups")

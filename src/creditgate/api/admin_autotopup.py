@@ -24,10 +24,8 @@ from creditgate.api.responses import JSON, read_body, read_object
 from creditgate.api.schemas import billing as schema
 from creditgate.api.schemas.common import Empty, idempotency_header, operation
 from creditgate.api.state import processor, services
-from creditgate.billing import autotopup, cards, refunds, statements, topups
-from creditgate.billing import service as billing
-from creditgate.billing.refunds import Refund
-from creditgate.billing.topups import Topup
+from creditgate.billing import autotopup_config, cards, refunds, statements, topups
+from creditgate.billing.rows import Refund, Topup
 from creditgate.db import Database
 from creditgate.errors import Conflict, CreditgateError, ServiceUnavailable, ValidationError
 from creditgate.ledger import service as ledger
@@ -113,7 +111,7 @@ async def refund_topup(
     return topup_view(topup, refund_list), refund
 
 
-def _state_view(state: autotopup.AutoTopupState) -> dict[str, Any]:
+def _state_view(state: autotopup_config.AutoTopupState) -> dict[str, Any]:
     config = state.config
     return {
         "state": state.state,
@@ -135,7 +133,7 @@ def _state_view(state: autotopup.AutoTopupState) -> dict[str, Any]:
 async def get_auto_topup(request: Request, account_id: str) -> Response:
     svc = services(request)
     async with svc.db.read() as conn:
-        state = await autotopup.get_state(conn, account_id, svc.clock())
+        state = await autotopup_config.get_state(conn, account_id, svc.clock())
     return JSON(_state_view(state))
 
 
@@ -153,12 +151,12 @@ async def put_auto_topup(request: Request, account_id: str) -> Response:
             raise ValidationError(f"{name} is required", field=name)
     now = svc.clock()
     async with svc.db.write() as conn:
-        await billing.set_topup_config(
+        await autotopup_config.set_topup_config(
             conn, account_id, amount=body["amount"], threshold=body["threshold"], now=now
         )
         if "monthly_cap" in body:
-            await autotopup.set_monthly_cap(conn, account_id, body["monthly_cap"], now)
-        state = await autotopup.get_state(conn, account_id, now)
+            await autotopup_config.set_monthly_cap(conn, account_id, body["monthly_cap"], now)
+        state = await autotopup_config.get_state(conn, account_id, now)
     return JSON(_state_view(state))
 
 
@@ -167,7 +165,7 @@ async def delete_auto_topup(request: Request, account_id: str) -> Response:
     svc = services(request)
     async with svc.db.write() as conn:
         await ledger.lock(conn, [account_id])
-        await billing.delete_topup_config(conn, account_id)
+        await autotopup_config.delete_topup_config(conn, account_id)
     return JSON({})
 
 
@@ -181,7 +179,7 @@ async def start_card_setup(request: Request, account_id: str) -> Response:
     svc, proc = services(request), processor(request)
     async with svc.db.read() as conn:
         await ledger.get_account(conn, account_id)
-        customer = await billing.customer_id(conn, account_id, proc.name)
+        customer = await cards.customer_id(conn, account_id, proc.name)
     if customer is None:
         customer = await proc.create_customer(account_id, idempotency_key=f"customer:{account_id}")
         async with svc.db.write() as conn:

@@ -19,8 +19,7 @@ from creditgate.api.schemas import billing as schema
 from creditgate.api.schemas.common import operation
 from creditgate.api.state import processor, services
 from creditgate.billing import cards
-from creditgate.billing import service as billing
-from creditgate.billing.service import Card
+from creditgate.billing.rows import Card
 from creditgate.db import Database
 from creditgate.errors import ValidationError
 from creditgate.ledger import service as ledger
@@ -36,7 +35,7 @@ async def save_card(db: Database, proc: CardProcessor, account_id: str, card: An
         raise ValidationError("card must be a card number (sandbox) or a payment method id", field="card")
     async with db.read() as conn:
         await ledger.get_account(conn, account_id)
-        customer = await billing.customer_id(conn, account_id, proc.name)
+        customer = await cards.customer_id(conn, account_id, proc.name)
     if customer is None:
         customer = await proc.create_customer(account_id, idempotency_key=f"customer:{account_id}")
     saved = await proc.attach_card(customer, card)
@@ -77,5 +76,5 @@ async def add_card(request: Request, account_id: str) -> Response:
 async def list_cards(request: Request, account_id: str) -> Response:
     svc, proc = services(request), processor(request)
     async with svc.db.read() as conn:
-        cards = await billing.list_cards(conn, account_id)
-    return JSON({"cards": [card_view(c, proc.name) for c in cards]})
+        saved = await cards.list_cards(conn, account_id)
+    return JSON({"cards": [card_view(c, proc.name) for c in saved]})

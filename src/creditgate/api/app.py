@@ -29,7 +29,6 @@ from creditgate.api import (
 from creditgate.api.fast_routes import FastPostRoutes
 from creditgate.api.observe import AccessLog
 from creditgate.api.state import Services
-from creditgate.billing import handlers
 from creditgate.clock import Clock, system_clock
 from creditgate.config import Settings
 from creditgate.db import Database
@@ -38,7 +37,6 @@ from creditgate.metering.catalog import seed_default_catalog
 from creditgate.payments.factory import make_processor
 
 Background = Callable[[Services], Coroutine[Any, Any, Any]]
-assert handlers  # registers billing's webhook handlers with the inbox
 
 
 async def prepare_database(db: Database, clock: Clock = system_clock) -> None:

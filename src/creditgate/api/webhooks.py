@@ -58,7 +58,7 @@ async def stripe_webhook(request: Request) -> Response:
     except WebhookSignatureError as exc:
         raise ValidationError(str(exc), field="Stripe-Signature") from exc
     async with svc.db.write() as conn:
-        outcome = await inbox.receive(conn, processor.name, event, svc.clock())
+        outcome = await inbox.receive(conn, processor.name, event, svc.clock(), svc.webhook_handlers)
     if outcome == "failed":
         return JSON(
             {"error": {"type": "handler_failed", "message": "stored; it will be processed on retry"}},

@@ -1,4 +1,5 @@
-"""SQL for auto top-up, refunds and statements. Only billing's own modules import this."""
+"""SQL for auto top-up: its config/state row and the auto top-ups it queues. Only the
+billing.autotopup* modules import this module."""
 
 from __future__ import annotations
 
@@ -6,18 +7,11 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, func, or_, select
+from sqlalchemy import Row, Select, and_, delete, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from creditgate.billing.models import (
-    auto_topup_configs,
-    billing_cards,
-    billing_profiles,
-    invoices,
-    statements,
-    topup_refunds,
-    topups,
-)
+from creditgate.billing.models import auto_topup_configs, topups
+from creditgate.billing.rows import AutoTopupRow
 from creditgate.ledger.models import accounts
 from creditgate.money import UNITS_PER_CENT
 
@@ -26,21 +20,44 @@ _BELOW = accounts.c.balance < _c.threshold * UNITS_PER_CENT
 IN_FLIGHT = ("created", "pending", "completed")  # statuses that count toward the monthly cap
 
 
-def _configs_with_balance() -> Any:
+def _row(row: Row[Any]) -> AutoTopupRow:
+    return AutoTopupRow(
+        account_id=row.account_id,
+        amount=int(row.amount),
+        threshold=int(row.threshold),
+        error=row.error,
+        disabled_reason=row.disabled_reason,
+        last_failed_at=row.last_failed_at,
+        monthly_cap=None if row.monthly_cap is None else int(row.monthly_cap),
+        failures=int(row.failures),
+        next_attempt_at=row.next_attempt_at,
+        pending_topup_id=row.pending_topup_id,
+        disabled_code=row.disabled_code,
+        low_since=row.low_since,
+        balance=int(row.balance),
+    )
+
+
+def _configs_with_balance() -> Select[Any]:
     return select(auto_topup_configs, accounts.c.balance).select_from(
         auto_topup_configs.join(accounts, accounts.c.id == _c.account_id)
     )
 
 
-async def below_threshold(conn: AsyncConnection, account_ids: Sequence[str]) -> list[Any]:
+async def get_config(conn: AsyncConnection, account_id: str) -> AutoTopupRow | None:
+    row = (await conn.execute(_configs_with_balance().where(_c.account_id == account_id))).first()
+    return None if row is None else _row(row)
+
+
+async def below_threshold(conn: AsyncConnection, account_ids: Sequence[str]) -> list[AutoTopupRow]:
     """Configs (with the balance) of these accounts whose balance is under the threshold."""
     stmt = _configs_with_balance().where(_c.account_id.in_(list(account_ids)), _BELOW).order_by(_c.account_id)
-    return list(await conn.execute(stmt))
+    return [_row(row) for row in await conn.execute(stmt)]
 
 
-async def configs_with_balance(conn: AsyncConnection, account_ids: Sequence[str]) -> list[Any]:
+async def configs_with_balance(conn: AsyncConnection, account_ids: Sequence[str]) -> list[AutoTopupRow]:
     stmt = _configs_with_balance().where(_c.account_id.in_(list(account_ids))).order_by(_c.account_id)
-    return list(await conn.execute(stmt))
+    return [_row(row) for row in await conn.execute(stmt)]
 
 
 async def sweep_candidates(conn: AsyncConnection, now: datetime, limit: int) -> list[str]:
@@ -61,14 +78,29 @@ async def sweep_candidates(conn: AsyncConnection, now: datetime, limit: int) -> 
     return [row[0] for row in await conn.execute(stmt)]
 
 
-async def get_config(conn: AsyncConnection, account_id: str) -> Any:
-    return (await conn.execute(select(auto_topup_configs).where(_c.account_id == account_id))).first()
+async def upsert_config(conn: AsyncConnection, account_id: str, values: dict[str, Any]) -> None:
+    """Update the config, or insert it. Callers hold the account lock."""
+    updated = await conn.execute(
+        auto_topup_configs.update().where(_c.account_id == account_id).values(**values)
+    )
+    if updated.rowcount == 0:
+        await conn.execute(auto_topup_configs.insert().values(account_id=account_id, **values))
 
 
-async def update_config(conn: AsyncConnection, account_id: str, values: dict[str, Any], *where: Any) -> int:
-    """Update the config row, optionally guarded by extra conditions; returns rows changed."""
-    stmt = auto_topup_configs.update().where(_c.account_id == account_id, *where).values(**values)
-    return int((await conn.execute(stmt)).rowcount)
+async def update_config(
+    conn: AsyncConnection, account_id: str, values: dict[str, Any], *, unless_set: str | None = None
+) -> int:
+    """Update the config row; with `unless_set`, only while that column is still NULL (a
+    guarded claim). Returns rows changed."""
+    stmt = auto_topup_configs.update().where(_c.account_id == account_id)
+    if unless_set is not None:
+        stmt = stmt.where(_c[unless_set].is_(None))
+    return int((await conn.execute(stmt.values(**values))).rowcount)
+
+
+async def delete_config(conn: AsyncConnection, account_id: str) -> bool:
+    result = await conn.execute(delete(auto_topup_configs).where(_c.account_id == account_id))
+    return bool(result.rowcount)
 
 
 async def auto_spent(conn: AsyncConnection, account_id: str, start: datetime, end: datetime) -> int:
@@ -83,12 +115,21 @@ async def auto_spent(conn: AsyncConnection, account_id: str, start: datetime, en
     return int((await conn.execute(stmt)).scalar_one())
 
 
-async def unsettled_auto_topup(conn: AsyncConnection, account_id: str) -> Any:
-    """The account's auto top-up still waiting for its charge, if any."""
-    stmt = select(topups).where(
+async def unsettled_auto_topup(conn: AsyncConnection, account_id: str) -> str | None:
+    """The id of the account's auto top-up still waiting for its charge, if any."""
+    stmt = select(topups.c.id).where(
         topups.c.account_id == account_id, topups.c.origin == "auto", topups.c.status == "created"
     )
-    return (await conn.execute(stmt)).first()
+    return (await conn.execute(stmt)).scalar_one_or_none()
+
+
+async def topup_status(conn: AsyncConnection, topup_id: str) -> str | None:
+    return (await conn.execute(select(topups.c.status).where(topups.c.id == topup_id))).scalar_one_or_none()
+
+
+async def first_attempt_at(conn: AsyncConnection, topup_id: str) -> datetime | None:
+    stmt = select(topups.c.first_attempt_at).where(topups.c.id == topup_id)
+    return (await conn.execute(stmt)).scalar_one_or_none()
 
 
 async def claim_topups(
@@ -117,135 +158,3 @@ async def claim_topups(
 
 async def set_lease(conn: AsyncConnection, topup_id: str, lease_until: datetime) -> None:
     await conn.execute(topups.update().where(topups.c.id == topup_id).values(lease_until=lease_until))
-
-
-async def topup_by_payment(conn: AsyncConnection, payment_id: str) -> Any:
-    stmt = select(topups).where(topups.c.payment_id == payment_id).order_by(topups.c.created_at).limit(1)
-    return (await conn.execute(stmt)).first()
-
-
-async def list_topups(conn: AsyncConnection, account_id: str, limit: int) -> list[Any]:
-    stmt = (
-        select(topups)
-        .where(topups.c.account_id == account_id)
-        .order_by(topups.c.created_at.desc(), topups.c.id.desc())
-        .limit(limit)
-    )
-    return list(await conn.execute(stmt))
-
-
-async def profile_by_customer(conn: AsyncConnection, customer_id: str) -> Any:
-    stmt = select(billing_profiles).where(billing_profiles.c.customer_id == customer_id).limit(1)
-    return (await conn.execute(stmt)).first()
-
-
-async def update_card(
-    conn: AsyncConnection, account_id: str, payment_method_id: str, values: dict[str, Any]
-) -> None:
-    await conn.execute(
-        billing_cards.update()
-        .where(
-            billing_cards.c.account_id == account_id, billing_cards.c.payment_method_id == payment_method_id
-        )
-        .values(**values)
-    )
-
-
-# Refunds ------------------------------------------------------------------------------------
-
-
-async def insert_refund(conn: AsyncConnection, row: dict[str, Any]) -> None:
-    await conn.execute(topup_refunds.insert().values(**row))
-
-
-async def refunds_of(conn: AsyncConnection, topup_id: str) -> list[Any]:
-    stmt = (
-        select(topup_refunds)
-        .where(topup_refunds.c.topup_id == topup_id)
-        .order_by(topup_refunds.c.created_at, topup_refunds.c.id)
-    )
-    return list(await conn.execute(stmt))
-
-
-async def get_refund(conn: AsyncConnection, refund_id: str) -> Any:
-    return (await conn.execute(select(topup_refunds).where(topup_refunds.c.id == refund_id))).first()
-
-
-async def refund_by_processor_id(conn: AsyncConnection, account_id: str, processor_refund_id: str) -> Any:
-    stmt = select(topup_refunds).where(
-        topup_refunds.c.account_id == account_id, topup_refunds.c.processor_refund_id == processor_refund_id
-    )
-    return (await conn.execute(stmt)).first()
-
-
-async def refund_by_request_key(conn: AsyncConnection, account_id: str, key: str) -> Any:
-    stmt = select(topup_refunds).where(
-        topup_refunds.c.account_id == account_id, topup_refunds.c.request_key == key
-    )
-    return (await conn.execute(stmt)).first()
-
-
-async def update_refund(
-    conn: AsyncConnection, refund_id: str, from_statuses: Sequence[str], values: dict[str, Any]
-) -> int:
-    stmt = (
-        topup_refunds.update()
-        .where(topup_refunds.c.id == refund_id, topup_refunds.c.status.in_(list(from_statuses)))
-        .values(**values)
-    )
-    return int((await conn.execute(stmt)).rowcount)
-
-
-# Statements ---------------------------------------------------------------------------------
-
-
-async def accounts_to_close(
-    conn: AsyncConnection, period_start: datetime, period_end: datetime, limit: int
-) -> list[str]:
-    """Accounts created before `period_end` that have no statement for the period yet."""
-    done = select(statements.c.account_id).where(
-        statements.c.account_id == accounts.c.id, statements.c.period_start == period_start
-    )
-    stmt = (
-        select(accounts.c.id)
-        .where(accounts.c.created_at < period_end, ~done.exists())
-        .order_by(accounts.c.id)
-        .limit(limit)
-    )
-    return [row[0] for row in await conn.execute(stmt)]
-
-
-async def last_statement(conn: AsyncConnection, account_id: str) -> Any:
-    stmt = (
-        select(statements)
-        .where(statements.c.account_id == account_id)
-        .order_by(statements.c.period_start.desc())
-        .limit(1)
-    )
-    return (await conn.execute(stmt)).first()
-
-
-async def statement_totals_before(conn: AsyncConnection, account_id: str, before: datetime) -> int:
-    stmt = select(func.coalesce(func.sum(statements.c.total), 0)).where(
-        statements.c.account_id == account_id, statements.c.period_start < before
-    )
-    return int((await conn.execute(stmt)).scalar_one())
-
-
-async def insert_statement(conn: AsyncConnection, row: dict[str, Any]) -> None:
-    await conn.execute(statements.insert().values(**row))
-
-
-async def statement_of_invoice(conn: AsyncConnection, invoice_id: str) -> Any:
-    return (await conn.execute(select(statements).where(statements.c.invoice_id == invoice_id))).first()
-
-
-async def set_invoice_status(
-    conn: AsyncConnection, invoice_id: str, from_statuses: Sequence[str], values: dict[str, Any]
-) -> int:
-    stmt = (
-        invoices.update()
-        .where(invoices.c.id == invoice_id, invoices.c.status.in_(list(from_statuses)))
-        .values(**values)
-    )
-    return int((await conn.execute(stmt)).rowcount)

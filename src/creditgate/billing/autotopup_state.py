@@ -18,18 +18,14 @@ settlement of the same account.
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from creditgate.billing import autotopup_repo as arepo
-from creditgate.billing import repository as repo
-from creditgate.billing.models import auto_topup_configs
+from creditgate.billing.rows import Topup
 from creditgate.money import UNITS_PER_CENT
 from creditgate.notify import service as notify
-
-if TYPE_CHECKING:
-    from creditgate.billing.topups import Topup
 
 # Wait after consecutive decline 1, 2, 3...; the MAX_FAILURES-th decline disables instead.
 BACKOFF = (timedelta(hours=1), timedelta(hours=6), timedelta(hours=24))
@@ -77,7 +73,7 @@ async def topup_settled(
         }
         if mine:
             values["pending_topup_id"] = None
-        if balance >= int(config.threshold) * UNITS_PER_CENT:
+        if balance >= config.threshold * UNITS_PER_CENT:
             values["low_since"] = None
         await arepo.update_config(conn, topup.account_id, values)
         return
@@ -88,7 +84,7 @@ async def topup_settled(
         return
     if topup.status != "failed" or previous_status == "failed":
         return
-    failures = int(config.failures) + 1
+    failures = config.failures + 1
     message = f"{topup.failure_message or 'The payment failed.'} ({topup.failure_code or 'payment_failed'})"
     values = {
         "pending_topup_id": None,
@@ -145,7 +141,7 @@ async def disable(conn: AsyncConnection, account_id: str, code: str, reason: str
         conn,
         account_id,
         {"disabled_reason": reason[:500], "disabled_code": code, "error": reason[:500], "updated_at": now},
-        auto_topup_configs.c.disabled_reason.is_(None),
+        unless_set="disabled_reason",
     )
     if changed:
         await _disabled_event(conn, account_id, code, reason, None, now)
@@ -167,8 +163,7 @@ async def reenable(conn: AsyncConnection, account_id: str, now: datetime) -> Non
         "last_failed_at": None,
         "updated_at": now,
     }
-    if config.pending_topup_id is not None:
-        pending = await repo.get_topup(conn, config.pending_topup_id)
-        if pending is None or pending.status != "created":
-            values["pending_topup_id"] = None
+    pending = config.pending_topup_id
+    if pending is not None and await arepo.topup_status(conn, pending) != "created":
+        values["pending_topup_id"] = None
     await arepo.update_config(conn, account_id, values)

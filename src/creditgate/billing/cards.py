@@ -1,18 +1,94 @@
-"""Saving cards for auto top-up: recording a saved card re-enables auto top-up, and the
-SetupIntent flow needs the processor customer on the profile before any card exists."""
+"""Billing profiles and saved cards.
+
+A profile ties an account to its processor-side customer and default card. Cards are saved by
+the processor first (outside any transaction) and then recorded here: `card_saved` records one
+as the default and turns auto top-up back on; `record_customer` keeps the processor customer
+on the profile before any card exists (the SetupIntent flow).
+"""
 
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from creditgate.billing import autotopup_repo as arepo
-from creditgate.billing import autotopup_state, service
-from creditgate.billing import repository as repo
-from creditgate.billing.service import Card
+from creditgate.billing import autotopup_state
+from creditgate.billing import cards_repo as repo
+from creditgate.billing.rows import Card, Profile
+from creditgate.errors import NotFound
 from creditgate.ledger import service as ledger
 from creditgate.payments.gateway import SavedCard
+
+
+async def get_profile(conn: AsyncConnection, account_id: str) -> Profile | None:
+    return await repo.get_profile(conn, account_id)
+
+
+async def profile_by_customer(conn: AsyncConnection, customer_id: str) -> Profile | None:
+    """The profile whose processor customer is `customer_id` (webhooks name only that)."""
+    return await repo.profile_by_customer(conn, customer_id)
+
+
+async def customer_id(conn: AsyncConnection, account_id: str, processor: str) -> str | None:
+    """The account's customer id at `processor`, if one was created."""
+    profile = await get_profile(conn, account_id)
+    if profile is None or profile.processor != processor:
+        return None
+    return profile.customer_id
+
+
+async def record_card(
+    conn: AsyncConnection,
+    account_id: str,
+    *,
+    processor: str,
+    customer: str,
+    card: SavedCard,
+    now: datetime,
+    make_default: bool = True,
+) -> Card:
+    """Record a card the processor has saved on `customer`, as the default by default."""
+    await ledger.lock(conn, [account_id])
+    await ledger.get_account(conn, account_id)
+    await repo.insert_card(
+        conn,
+        {
+            "account_id": account_id,
+            "payment_method_id": card.payment_method_id,
+            "brand": card.brand,
+            "last4": card.last4,
+            "exp_month": card.exp_month,
+            "exp_year": card.exp_year,
+            "created_at": now,
+        },
+    )
+    existing = await get_profile(conn, account_id)
+    values: dict[str, Any] = {"processor": processor, "customer_id": customer, "updated_at": now}
+    if make_default or existing is None or existing.default_payment_method_id is None:
+        values.update(default_payment_method_id=card.payment_method_id, brand=card.brand, last4=card.last4)
+    if existing is None:
+        values["first_topup_success"] = False
+    await repo.upsert_profile(conn, account_id, values)
+    profile = await get_profile(conn, account_id)
+    is_default = profile is not None and profile.default_payment_method_id == card.payment_method_id
+    return Card(
+        account_id, card.payment_method_id, card.brand, card.last4, card.exp_month, card.exp_year, is_default
+    )
+
+
+async def list_cards(conn: AsyncConnection, account_id: str) -> list[Card]:
+    await ledger.get_account(conn, account_id)
+    return await repo.list_cards(conn, account_id)
+
+
+async def get_card(conn: AsyncConnection, account_id: str, payment_method_id: str) -> Card:
+    card = await repo.get_card(conn, account_id, payment_method_id)
+    if card is None:
+        raise NotFound(
+            f"no saved payment method {payment_method_id!r} on this account", field="payment_method_id"
+        )
+    return card
 
 
 async def card_saved(
@@ -20,8 +96,8 @@ async def card_saved(
 ) -> Card:
     """Record a card the processor saved as the default, refresh its details if it was known
     (e.g. recorded from a webhook without them), and turn auto top-up back on."""
-    await service.record_card(conn, account_id, processor=processor, customer=customer, card=card, now=now)
-    recorded = await service.get_card(conn, account_id, card.payment_method_id)  # as stored
+    await record_card(conn, account_id, processor=processor, customer=customer, card=card, now=now)
+    recorded = await get_card(conn, account_id, card.payment_method_id)  # as stored
     if (recorded.brand, recorded.last4) != (card.brand, card.last4) and card.last4:
         details = {
             "brand": card.brand,
@@ -29,9 +105,9 @@ async def card_saved(
             "exp_month": card.exp_month,
             "exp_year": card.exp_year,
         }
-        await arepo.update_card(conn, account_id, card.payment_method_id, details)
+        await repo.update_card(conn, account_id, card.payment_method_id, details)
         await repo.upsert_profile(conn, account_id, {"brand": card.brand, "last4": card.last4})
-        recorded = await service.get_card(conn, account_id, card.payment_method_id)
+        recorded = await get_card(conn, account_id, card.payment_method_id)
     await autotopup_state.reenable(conn, account_id, now)
     return recorded
 
@@ -42,7 +118,7 @@ async def record_customer(
     """Keep the processor customer on the profile (before any card is saved on it)."""
     await ledger.lock(conn, [account_id])
     await ledger.get_account(conn, account_id)
-    existing = await service.get_profile(conn, account_id)
+    existing = await get_profile(conn, account_id)
     if existing is not None and existing.processor == processor and existing.customer_id == customer:
         return
     values: dict[str, object] = {"processor": processor, "customer_id": customer, "updated_at": now}
@@ -51,3 +127,8 @@ async def record_customer(
     else:  # another processor's default card cannot be charged here
         values.update(default_payment_method_id=None, brand=None, last4=None)
     await repo.upsert_profile(conn, account_id, values)
+
+
+async def mark_topped_up(conn: AsyncConnection, account_id: str, now: datetime) -> None:
+    """A top-up of the account was paid (Cloudflare's `first_topup_success`)."""
+    await repo.upsert_profile(conn, account_id, {"first_topup_success": True, "updated_at": now})

@@ -1,11 +1,12 @@
-"""The incoming-webhook inbox and its handler registry.
+"""The incoming-webhook inbox: each verified processor event stored once and dispatched once.
 
-A verified processor event is stored once (unique on processor + event id) and dispatched
-once, in the same transaction, to the handlers registered for its normalised type:
+The caller passes the handlers to dispatch to: a mapping from a normalised event type to
+async `(conn, event, now)` functions. Billing's own are `inbox_handlers.billing_handlers()`,
+which the webhook route and the `webhook_inbox` job pass in:
 
-    from creditgate.billing import inbox
-    inbox.register("payment.succeeded", complete_topup)   # async (conn, event, now) -> ...
+    await inbox.receive(conn, "stripe", event, now, inbox_handlers.billing_handlers())
 
+An event is stored unique on processor + event id and dispatched in the same transaction.
 A handler runs inside a savepoint: if it raises, its writes are undone, the event is marked
 failed and dispatched again later (by the `webhook_inbox` job, or when the processor sends it
 again); once processed it is never dispatched again. A type with no handler is stored and
@@ -18,21 +19,22 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from collections.abc import Awaitable, Callable, Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from creditgate.billing.inbox_models import webhook_inbox
+from creditgate.billing import inbox_repo as repo
+from creditgate.billing.rows import InboxEvent
 from creditgate.payments.gateway import ProcessorEvent
 
 log = logging.getLogger("creditgate.billing.inbox")
 
 Handler = Callable[[AsyncConnection, ProcessorEvent, datetime], Awaitable[object]]
+# normalised event type (payment.succeeded, payment.failed, payment.requires_action,
+# refund.succeeded, card.saved, invoice.paid, other) -> its handlers, run in order
+Handlers = Mapping[str, Sequence[Handler]]
 IGNORED = "ignored"
 # Waits after dispatch attempt 1, 2, ... fails; after the last one the event stays failed.
 RETRY_SCHEDULE = (
@@ -44,34 +46,6 @@ RETRY_SCHEDULE = (
     timedelta(hours=12),
 )
 MAX_ATTEMPTS = len(RETRY_SCHEDULE) + 1
-
-_handlers: dict[str, list[Handler]] = {}
-
-
-def register(event_type: str, handler: Handler) -> Handler:
-    """Attach `handler` to a normalised event type (payment.succeeded, payment.failed,
-    payment.requires_action, refund.succeeded, card.saved, invoice.paid, other). Handlers of
-    one type run in registration order. Usable as a plain call; returns the handler."""
-    found = _handlers.setdefault(event_type, [])
-    if handler not in found:
-        found.append(handler)
-    return handler
-
-
-def unregister(event_type: str, handler: Handler) -> None:
-    found = _handlers.get(event_type, [])
-    if handler in found:
-        found.remove(handler)
-
-
-@contextmanager
-def registered(event_type: str, handler: Handler) -> Iterator[Handler]:
-    """Register for the duration of a block (tests)."""
-    register(event_type, handler)
-    try:
-        yield handler
-    finally:
-        unregister(event_type, handler)
 
 
 def event_to_json(event: ProcessorEvent) -> dict[str, Any]:
@@ -85,52 +59,39 @@ def event_from_json(data: Mapping[str, Any]) -> ProcessorEvent:
     return ProcessorEvent(**{k: v for k, v in data.items() if k in known})
 
 
-def _insert(conn: AsyncConnection) -> Any:
-    return (postgresql if conn.dialect.name == "postgresql" else sqlite).insert(webhook_inbox)
-
-
-def _key(processor: str, event_id: str) -> Any:
-    return (webhook_inbox.c.processor == processor) & (webhook_inbox.c.event_id == event_id)
-
-
-async def receive(conn: AsyncConnection, processor: str, event: ProcessorEvent, now: datetime) -> str:
-    """Store a verified event (once) and dispatch it (once). Returns processed, ignored,
-    failed, or duplicate when it was already processed or ignored."""
-    stmt = (
-        _insert(conn)
-        .values(
-            processor=processor,
-            event_id=event.id,
-            type=event.type,
-            raw_type=event.raw_type[:128],
-            object_id=event.object_id,
-            payment_id=event.payment_id,
-            event=event_to_json(event),
-            status="received",
-            attempts=0,
-            received_at=now,
-        )
-        .on_conflict_do_nothing(index_elements=["processor", "event_id"])
+async def receive(
+    conn: AsyncConnection, processor: str, event: ProcessorEvent, now: datetime, handlers: Handlers
+) -> str:
+    """Store a verified event (once) and dispatch it (once) to `handlers`. Returns processed,
+    ignored, failed, or duplicate when it was already processed or ignored."""
+    await repo.insert_once(
+        conn,
+        {
+            "processor": processor,
+            "event_id": event.id,
+            "type": event.type,
+            "raw_type": event.raw_type[:128],
+            "object_id": event.object_id,
+            "payment_id": event.payment_id,
+            "event": event_to_json(event),
+            "status": "received",
+            "attempts": 0,
+            "received_at": now,
+        },
     )
-    await conn.execute(stmt)
-    # A concurrent copy of the same event waits here until the first one commits.
-    lookup = select(webhook_inbox.c.status).where(_key(processor, event.id))
-    if conn.dialect.name == "postgresql":
-        lookup = lookup.with_for_update()
-    status = (await conn.execute(lookup)).scalar_one()
-    if status in ("processed", "ignored"):
+    if await repo.status_locked(conn, processor, event.id) in ("processed", "ignored"):
         return "duplicate"
-    return await _dispatch(conn, processor, event, now)
+    return await _dispatch(conn, processor, event, now, handlers)
 
 
-async def _dispatch(conn: AsyncConnection, processor: str, event: ProcessorEvent, now: datetime) -> str:
-    handlers = list(_handlers.get(event.type, ()))
-    row = select(webhook_inbox.c.attempts).where(_key(processor, event.id))
-    attempts = int((await conn.execute(row)).scalar_one()) + 1
+async def _dispatch(
+    conn: AsyncConnection, processor: str, event: ProcessorEvent, now: datetime, handlers: Handlers
+) -> str:
+    attempts = await repo.attempts(conn, processor, event.id) + 1
     values: dict[str, Any] = {"attempts": attempts, "error": None, "next_attempt_at": None}
     try:
         async with conn.begin_nested():
-            outcomes = [await handler(conn, event, now) for handler in handlers]
+            outcomes = [await handler(conn, event, now) for handler in handlers.get(event.type, ())]
     except Exception as exc:
         log.exception("webhook %s %s (%s): handler failed", processor, event.id, event.raw_type)
         retry = now + RETRY_SCHEDULE[attempts - 1] if attempts < MAX_ATTEMPTS else None
@@ -138,50 +99,38 @@ async def _dispatch(conn: AsyncConnection, processor: str, event: ProcessorEvent
     else:
         ignored = all(outcome == IGNORED for outcome in outcomes)
         values.update(status="ignored" if ignored else "processed", processed_at=now)
-    await conn.execute(update(webhook_inbox).where(_key(processor, event.id)).values(**values))
+    await repo.update_event(conn, processor, event.id, values)
     return str(values["status"])
 
 
-async def retry_due(conn: AsyncConnection, now: datetime, *, limit: int = 20) -> int:
+async def retry_due(conn: AsyncConnection, now: datetime, handlers: Handlers, *, limit: int = 20) -> int:
     """Dispatch failed events whose retry time has come; returns how many were tried. On
     PostgreSQL rows are taken with SKIP LOCKED, so two workers never try the same one."""
-    stmt = (
-        select(webhook_inbox.c.processor, webhook_inbox.c.event_id, webhook_inbox.c.event)
-        .where(webhook_inbox.c.status == "failed", webhook_inbox.c.next_attempt_at <= now)
-        .order_by(webhook_inbox.c.next_attempt_at)
-        .limit(limit)
-    )
-    if conn.dialect.name == "postgresql":
-        stmt = stmt.with_for_update(skip_locked=True)
-    rows = list(await conn.execute(stmt))
-    for row in rows:
-        await _dispatch(conn, row.processor, event_from_json(row.event), now)
-    return len(rows)
+    due = await repo.due_for_retry(conn, now, limit)
+    for processor, data in due:
+        await _dispatch(conn, processor, event_from_json(data), now, handlers)
+    return len(due)
 
 
 async def list_events(
     conn: AsyncConnection, *, status: str | None = None, limit: int = 100
 ) -> list[dict[str, Any]]:
     """Newest first, for the admin API."""
-    stmt = select(webhook_inbox)
-    if status is not None:
-        stmt = stmt.where(webhook_inbox.c.status == status)
-    stmt = stmt.order_by(webhook_inbox.c.received_at.desc(), webhook_inbox.c.event_id).limit(limit)
-    return [inbox_view(r) for r in await conn.execute(stmt)]
+    return [_view(e) for e in await repo.list_events(conn, status=status, limit=limit)]
 
 
-def inbox_view(row: Any) -> dict[str, Any]:
+def _view(event: InboxEvent) -> dict[str, Any]:
     return {
-        "processor": row.processor,
-        "event_id": row.event_id,
-        "type": row.type,
-        "raw_type": row.raw_type,
-        "object_id": row.object_id,
-        "payment_id": row.payment_id,
-        "status": row.status,
-        "attempts": row.attempts,
-        "error": row.error,
-        "received_at": row.received_at.isoformat(),
-        "processed_at": row.processed_at.isoformat() if row.processed_at else None,
-        "next_attempt_at": row.next_attempt_at.isoformat() if row.next_attempt_at else None,
+        "processor": event.processor,
+        "event_id": event.event_id,
+        "type": event.type,
+        "raw_type": event.raw_type,
+        "object_id": event.object_id,
+        "payment_id": event.payment_id,
+        "status": event.status,
+        "attempts": event.attempts,
+        "error": event.error,
+        "received_at": event.received_at.isoformat(),
+        "processed_at": event.processed_at.isoformat() if event.processed_at else None,
+        "next_attempt_at": event.next_attempt_at.isoformat() if event.next_attempt_at else None,
     }

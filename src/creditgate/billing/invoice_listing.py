@@ -10,8 +10,9 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from creditgate.billing.invoices import Invoice, _invoice
+from creditgate.billing.invoices_repo import invoice_from_row
 from creditgate.billing.models import invoices, statements, topups
+from creditgate.billing.rows import Invoice
 from creditgate.billing.statements import ORIGIN as STATEMENT
 from creditgate.ledger import service as ledger
 
@@ -51,7 +52,7 @@ async def list_all(
         stmt = stmt.where(invoices.c.id.in_(list(invoice_ids)))
     out = []
     for row in await conn.execute(stmt):
-        invoice = _invoice(row)
+        invoice = invoice_from_row(row)
         part = None
         moment = invoice.created_at
         if invoice.origin == STATEMENT and row.period_start is not None:

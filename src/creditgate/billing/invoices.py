@@ -1,4 +1,4 @@
-"""Invoices: the ones top-ups create, their PDFs, and the preview of the current month.
+"""Invoices: issuing them (top-ups and statements), their PDFs, and the current month's preview.
 
 Invoice amounts are whole cents. The preview is computed from the usage rollups in ledger
 units and stays exact: its lines, credits and amount due add up to the ledger to the unit.
@@ -10,39 +10,20 @@ import hmac
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from creditgate.billing import repository as repo
+from creditgate.billing import invoices_repo as repo
+from creditgate.billing import numbering
+from creditgate.billing.rows import Invoice as Invoice  # the public name (pdf, adapters)
 from creditgate.errors import NotFound, ValidationError
+from creditgate.ids import new_id, new_secret
 from creditgate.ledger import service as ledger
 from creditgate.metering import service as metering
 from creditgate.money import UNITS_PER_CENT
 
 INVOICE_TYPES = {"all": ("manual", "auto", "statement"), "manual": ("manual",), "auto": ("auto",)}
 MAX_PER_PAGE = 100
-
-
-@dataclass(frozen=True)
-class Invoice:
-    id: str
-    account_id: str
-    number: str
-    status: str
-    origin: str
-    currency: str
-    amount_due: int  # cents
-    amount_paid: int  # cents
-    description: str | None
-    attempt_count: int
-    pdf_key: str
-    created_at: datetime
-    paid_at: datetime | None
-
-    @property
-    def amount_remaining(self) -> int:
-        return 0 if self.status in ("paid", "void") else self.amount_due - self.amount_paid
 
 
 @dataclass(frozen=True)
@@ -90,24 +71,6 @@ class Preview:
     due: int  # ledger units not covered by credits
 
 
-def _invoice(row: Any) -> Invoice:
-    return Invoice(
-        id=row.id,
-        account_id=row.account_id,
-        number=row.number,
-        status=row.status,
-        origin=row.origin,
-        currency=row.currency,
-        amount_due=int(row.amount_due),
-        amount_paid=int(row.amount_paid),
-        description=row.description,
-        attempt_count=int(row.attempt_count),
-        pdf_key=row.pdf_key,
-        created_at=row.created_at,
-        paid_at=row.paid_at,
-    )
-
-
 def month_bounds(now: datetime) -> tuple[datetime, datetime]:
     """[first instant of this UTC calendar month, first instant of the next)."""
     start = now.astimezone(UTC).replace(day=1, hour=0, minute=0, second=0, microsecond=0)
@@ -117,6 +80,54 @@ def month_bounds(now: datetime) -> tuple[datetime, datetime]:
         else start.replace(month=start.month + 1)
     )
     return start, end
+
+
+async def issue_invoice(
+    conn: AsyncConnection,
+    account_id: str,
+    *,
+    origin: str,
+    status: str,
+    amount_due: int,
+    description: str,
+    now: datetime,
+) -> Invoice:
+    """Number (gap-free, see billing.numbering) and store a new invoice (cents)."""
+    invoice = Invoice(
+        id=new_id("in"),
+        account_id=account_id,
+        number=await numbering.next_invoice_number(conn, account_id),
+        status=status,
+        origin=origin,
+        currency="usd",
+        amount_due=amount_due,
+        amount_paid=0,
+        description=description,
+        attempt_count=0,
+        pdf_key=new_secret(24),
+        created_at=now,
+        paid_at=now if status == "paid" else None,
+    )
+    await repo.insert_invoice(conn, invoice)
+    return invoice
+
+
+async def get_invoice(conn: AsyncConnection, invoice_id: str) -> Invoice:
+    invoice = await repo.get_invoice(conn, invoice_id)
+    if invoice is None:
+        raise NotFound(f"no invoice {invoice_id!r}")
+    return invoice
+
+
+async def record_charge_attempt(conn: AsyncConnection, invoice: Invoice, outcome: str, now: datetime) -> None:
+    """A card charge of the invoice answered: `paid`, `pending` (3-D Secure) or `failed`
+    (the invoice becomes uncollectible)."""
+    values: dict[str, object] = {"attempt_count": max(invoice.attempt_count, 1)}
+    if outcome == "paid":
+        values.update(status="paid", amount_paid=invoice.amount_due, paid_at=now)
+    elif outcome == "failed":
+        values["status"] = "uncollectible"
+    await repo.update_invoice(conn, invoice.id, values)
 
 
 async def list_invoices(
@@ -134,15 +145,15 @@ async def list_invoices(
     await ledger.get_account(conn, account_id)
     total = await repo.count_invoices(conn, account_id, origins)
     rows = await repo.list_invoices(conn, account_id, origins, limit=per_page, offset=(page - 1) * per_page)
-    return InvoicePage([_invoice(r) for r in rows], page, per_page, total)
+    return InvoicePage(rows, page, per_page, total)
 
 
 async def invoice_for_download(conn: AsyncConnection, invoice_id: str, key: str) -> Invoice:
     """The invoice if `key` is its PDF key; NotFound otherwise (a wrong key reveals nothing)."""
-    row = await repo.get_invoice(conn, invoice_id)
-    if row is None or not hmac.compare_digest(row.pdf_key.encode(), key.encode()):
+    invoice = await repo.get_invoice(conn, invoice_id)
+    if invoice is None or not hmac.compare_digest(invoice.pdf_key.encode(), key.encode()):
         raise NotFound("no such invoice")
-    return _invoice(row)
+    return invoice
 
 
 async def preview(conn: AsyncConnection, account_id: str, now: datetime) -> Preview:

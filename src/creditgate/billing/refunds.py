@@ -13,15 +13,14 @@ top-up threshold; the next auto top-up then follows the usual rules.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from creditgate.billing import autotopup_repo as arepo
-from creditgate.billing import service, topups
-from creditgate.billing.topups import Topup
+from creditgate.billing import refunds_repo as repo
+from creditgate.billing import topups
+from creditgate.billing.rows import Refund, Topup
 from creditgate.errors import Conflict, NotFound
 from creditgate.ids import new_id
 from creditgate.ledger import service as ledger
@@ -29,39 +28,6 @@ from creditgate.money import cents
 from creditgate.payments.gateway import RefundResult
 
 _COUNTED = ("created", "pending", "succeeded")  # refunds that use up the refundable amount
-
-
-@dataclass(frozen=True)
-class Refund:
-    id: str
-    account_id: str
-    topup_id: str
-    amount: int  # cents
-    status: str  # created | pending | succeeded | failed
-    processor_refund_id: str | None
-    reason: str | None
-    failure_message: str | None
-    created_at: datetime
-    completed_at: datetime | None
-
-    @property
-    def idempotency_key(self) -> str:
-        return f"refund:{self.id}"
-
-
-def _refund(row: Any) -> Refund:
-    return Refund(
-        id=row.id,
-        account_id=row.account_id,
-        topup_id=row.topup_id,
-        amount=int(row.amount),
-        status=row.status,
-        processor_refund_id=row.processor_refund_id,
-        reason=row.reason,
-        failure_message=row.failure_message,
-        created_at=row.created_at,
-        completed_at=row.completed_at,
-    )
 
 
 async def _own_topup(conn: AsyncConnection, account_id: str, topup_id: str) -> Topup:
@@ -72,7 +38,14 @@ async def _own_topup(conn: AsyncConnection, account_id: str, topup_id: str) -> T
 
 
 async def list_refunds(conn: AsyncConnection, topup_id: str) -> list[Refund]:
-    return [_refund(r) for r in await arepo.refunds_of(conn, topup_id)]
+    return await repo.refunds_of(conn, topup_id)
+
+
+async def _refund(conn: AsyncConnection, refund_id: str) -> Refund:
+    refund = await repo.get_refund(conn, refund_id)
+    if refund is None:
+        raise NotFound(f"no refund {refund_id!r}")
+    return refund
 
 
 def refundable(topup: Topup, refunds: list[Refund]) -> int:
@@ -98,11 +71,11 @@ async def begin_refund(
     await ledger.lock(conn, [account_id])
     topup = await _own_topup(conn, account_id, topup_id)
     if request_key is not None:
-        earlier = await arepo.refund_by_request_key(conn, account_id, request_key)
+        earlier = await repo.refund_by_request_key(conn, account_id, request_key)
         if earlier is not None:
-            if earlier.topup_id != topup_id or (amount is not None and int(earlier.amount) != amount):
+            if earlier.topup_id != topup_id or (amount is not None and earlier.amount != amount):
                 raise Conflict("Idempotency-Key was already used for another refund", field="Idempotency-Key")
-            return _refund(earlier), topup
+            return earlier, topup
     if topup.status != "completed" or not topup.payment_id:
         raise Conflict(f"top-up {topup_id} is {topup.status}: only a completed top-up can be refunded")
     refunds = await list_refunds(conn, topup_id)
@@ -117,34 +90,21 @@ async def begin_refund(
     else:
         if left == 0:
             raise Conflict(f"top-up {topup_id} is already fully refunded", field="amount")
-        amount = service.check_cents(amount, "amount", minimum=1, maximum=left)
-    row = {
-        "id": new_id("rf"),
-        "account_id": account_id,
-        "topup_id": topup_id,
-        "amount": amount,
-        "status": "created",
-        "processor_refund_id": None,
-        "reason": reason,
-        "request_key": request_key,
-        "failure_message": None,
-        "created_at": now,
-        "updated_at": now,
-        "completed_at": None,
-    }
-    await arepo.insert_refund(conn, row)
-    return _refund(await arepo.get_refund(conn, str(row["id"]))), topup
+        amount = topups.check_cents(amount, "amount", minimum=1, maximum=left)
+    refund = Refund(new_id("rf"), account_id, topup_id, amount, "created", None, reason, None, now, None)
+    await repo.insert_refund(conn, refund, request_key=request_key)
+    return refund, topup
 
 
 async def record_refund(conn: AsyncConnection, refund_id: str, result: RefundResult, now: datetime) -> Refund:
     """Record the processor's answer to a refund we started. Idempotent."""
-    row = await arepo.get_refund(conn, refund_id)
-    if row is None:
+    first = await repo.get_refund(conn, refund_id)
+    if first is None:
         raise NotFound(f"no refund {refund_id!r}")
-    await ledger.lock(conn, [row.account_id])
-    refund = _refund(await arepo.get_refund(conn, refund_id))
+    await ledger.lock(conn, [first.account_id])
+    refund = await _refund(conn, refund_id)  # as it is under the lock
     if result.status in ("failed", "canceled"):
-        await arepo.update_refund(
+        await repo.update_refund(
             conn,
             refund.id,
             ("created", "pending"),
@@ -154,19 +114,19 @@ async def record_refund(conn: AsyncConnection, refund_id: str, result: RefundRes
                 "updated_at": now,
             },
         )
-        return _refund(await arepo.get_refund(conn, refund_id))
-    other = await arepo.refund_by_processor_id(conn, refund.account_id, result.refund_id)
+        return await _refund(conn, refund_id)
+    other = await repo.refund_by_processor_id(conn, refund.account_id, result.refund_id)
     if other is not None and other.id != refund.id:
         # the webhook recorded it first, as a refund made elsewhere: keep one row for it
-        await arepo.update_refund(
+        await repo.update_refund(
             conn,
             refund.id,
             ("created", "pending"),
             {"status": "failed", "failure_message": f"duplicate of {other.id}"},
         )
-        return _refund(other)
+        return other
     status = "succeeded" if result.status == "succeeded" else "pending"
-    await arepo.update_refund(
+    await repo.update_refund(
         conn,
         refund.id,
         ("created", "pending"),
@@ -174,8 +134,8 @@ async def record_refund(conn: AsyncConnection, refund_id: str, result: RefundRes
     )
     if status == "succeeded":
         await _post(conn, refund.account_id, refund.topup_id, result.refund_id, refund.amount, now)
-        await arepo.update_refund(conn, refund.id, ("succeeded",), {"completed_at": now})
-    return _refund(await arepo.get_refund(conn, refund_id))
+        await repo.update_refund(conn, refund.id, ("succeeded",), {"completed_at": now})
+    return await _refund(conn, refund_id)
 
 
 async def apply_refund(
@@ -184,44 +144,37 @@ async def apply_refund(
     """A processor says a refund of this top-up's payment succeeded (webhook). Completes the
     refund we started, or records one made elsewhere; posts the ledger entry once."""
     await ledger.lock(conn, [topup.account_id])
-    row = await arepo.refund_by_processor_id(conn, topup.account_id, processor_refund_id)
+    row = await repo.refund_by_processor_id(conn, topup.account_id, processor_refund_id)
     if row is None:
         # ours, still waiting for the processor's answer? (same top-up and amount, no id yet)
         waiting = [
             r
-            for r in await arepo.refunds_of(conn, topup.id)
-            if r.status == "created" and r.processor_refund_id is None and int(r.amount) == amount
+            for r in await repo.refunds_of(conn, topup.id)
+            if r.status == "created" and r.processor_refund_id is None and r.amount == amount
         ]
         if waiting:
             row = waiting[0]
-            await arepo.update_refund(
-                conn, row.id, ("created",), {"processor_refund_id": processor_refund_id}
-            )
+            await repo.update_refund(conn, row.id, ("created",), {"processor_refund_id": processor_refund_id})
         else:
-            row_id = new_id("rf")
-            await arepo.insert_refund(
-                conn,
-                {
-                    "id": row_id,
-                    "account_id": topup.account_id,
-                    "topup_id": topup.id,
-                    "amount": amount,
-                    "status": "pending",
-                    "processor_refund_id": processor_refund_id,
-                    "reason": "refunded at the card processor",
-                    "request_key": None,
-                    "failure_message": None,
-                    "created_at": now,
-                    "updated_at": now,
-                    "completed_at": None,
-                },
+            reason = "refunded at the card processor"
+            row = Refund(
+                new_id("rf"),
+                topup.account_id,
+                topup.id,
+                amount,
+                "pending",
+                processor_refund_id,
+                reason,
+                None,
+                now,
+                None,
             )
-            row = await arepo.get_refund(conn, row_id)
-    await arepo.update_refund(
+            await repo.insert_refund(conn, row, request_key=None)
+    await repo.update_refund(
         conn, row.id, ("created", "pending"), {"status": "succeeded", "updated_at": now, "completed_at": now}
     )
-    await _post(conn, topup.account_id, topup.id, processor_refund_id, int(row.amount), now)
-    return _refund(await arepo.get_refund(conn, row.id))
+    await _post(conn, topup.account_id, topup.id, processor_refund_id, row.amount, now)
+    return await _refund(conn, row.id)
 
 
 async def _post(
@@ -251,7 +204,7 @@ async def topup_with_refunds(
 
 async def fail_refund(conn: AsyncConnection, refund_id: str, message: str, now: datetime) -> None:
     """The processor refused a refund we started (nothing was refunded)."""
-    await arepo.update_refund(
+    await repo.update_refund(
         conn,
         refund_id,
         ("created",),

@@ -26,13 +26,13 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from creditgate.billing import autotopup_repo as arepo
-from creditgate.billing import numbering
-from creditgate.billing import repository as repo
-from creditgate.billing.invoices import Invoice, month_bounds
+from creditgate.billing import invoices
+from creditgate.billing import invoices_repo as repo
+from creditgate.billing.invoices import month_bounds
+from creditgate.billing.rows import Invoice, Statement
 from creditgate.errors import Conflict, NotFound
-from creditgate.ids import new_id, new_secret
 from creditgate.ledger import service as ledger
+from creditgate.ledger.rows import Account
 from creditgate.metering import service as metering
 from creditgate.money import to_usd_string, to_whole_cents
 from creditgate.notify import service as notify
@@ -50,7 +50,7 @@ def last_closable(now: datetime) -> tuple[datetime, datetime]:
 
 async def accounts_to_close(conn: AsyncConnection, now: datetime, *, limit: int) -> list[str]:
     start, end = last_closable(now)
-    return await arepo.accounts_to_close(conn, start, end, limit)
+    return await repo.accounts_to_close(conn, start, end, limit)
 
 
 async def close_account(conn: AsyncConnection, account_id: str, now: datetime) -> int:
@@ -59,7 +59,7 @@ async def close_account(conn: AsyncConnection, account_id: str, now: datetime) -
     await ledger.lock(conn, [account_id])
     account = await ledger.get_account(conn, account_id)
     _, stop = last_closable(now)
-    last = await arepo.last_statement(conn, account_id)
+    last = await repo.last_statement(conn, account_id)
     start = last.period_end if last is not None else month_bounds(account.created_at)[0]
     closed = 0
     while start < stop:
@@ -71,11 +71,11 @@ async def close_account(conn: AsyncConnection, account_id: str, now: datetime) -
 
 
 async def _close_month(
-    conn: AsyncConnection, account: Any, start: datetime, end: datetime, now: datetime
+    conn: AsyncConnection, account: Account, start: datetime, end: datetime, now: datetime
 ) -> None:
     rows = await metering.usage_by_model(conn, account.id, start, end)
     earlier = sum(int(r.cost) for r in await metering.usage_by_model(conn, account.id, _BEGINNING, start))
-    late = max(0, earlier - await arepo.statement_totals_before(conn, account.id, start))
+    late = max(0, earlier - await repo.statement_totals_before(conn, account.id, start))
     lines: list[dict[str, Any]] = [
         {
             "provider": r.provider,
@@ -92,53 +92,31 @@ async def _close_month(
     if late:
         lines.append({"provider": None, "model": None, "events": 0, "cost": late, "late": True})
     total = sum(line["cost"] for line in lines)
-    due = min(total, max(0, -int(account.balance))) if account.mode == "postpaid" else 0
+    due = min(total, max(0, -account.balance)) if account.mode == "postpaid" else 0
     invoice_id = None
     if lines:
         invoice_id = await _issue(conn, account.id, start, total, due, now)
-    await arepo.insert_statement(
-        conn,
-        {
-            "account_id": account.id,
-            "period_start": start,
-            "period_end": end,
-            "invoice_id": invoice_id,
-            "mode": account.mode,
-            "total": total,
-            "late": late,
-            "credits": total - due,
-            "due": due,
-            "lines": lines,
-            "created_at": now,
-        },
+    statement = Statement(
+        account.id, start, end, invoice_id, account.mode, total, late, total - due, due, lines, now
     )
+    await repo.insert_statement(conn, statement)
 
 
 async def _issue(
     conn: AsyncConnection, account_id: str, start: datetime, total: int, due: int, now: datetime
 ) -> str:
     due_cents = to_whole_cents(due)
-    invoice_id = new_id("in")
-    status = "open" if due_cents else "paid"
-    await repo.insert_invoice(
+    invoice = await invoices.issue_invoice(
         conn,
-        {
-            "id": invoice_id,
-            "account_id": account_id,
-            "number": await numbering.next_invoice_number(conn, account_id),
-            "status": status,
-            "origin": ORIGIN,
-            "currency": "usd",
-            "amount_due": due_cents,
-            "amount_paid": 0,
-            "description": f"Usage statement {start:%Y-%m}: ${to_usd_string(total)} of usage, "
-            f"${to_usd_string(total - due)} paid from credits",
-            "attempt_count": 0,
-            "pdf_key": new_secret(24),
-            "created_at": now,
-            "paid_at": now if status == "paid" else None,
-        },
+        account_id,
+        origin=ORIGIN,
+        status="open" if due_cents else "paid",
+        amount_due=due_cents,
+        description=f"Usage statement {start:%Y-%m}: ${to_usd_string(total)} of usage, "
+        f"${to_usd_string(total - due)} paid from credits",
+        now=now,
     )
+    invoice_id = invoice.id
     payload = {
         "invoice_id": invoice_id,
         "origin": ORIGIN,
@@ -158,7 +136,7 @@ async def pdf_lines(conn: AsyncConnection, invoice: Invoice) -> list[tuple[str, 
     totals come from the exact amounts."""
     if invoice.origin != ORIGIN:
         return None
-    statement = await arepo.statement_of_invoice(conn, invoice.id)
+    statement = await repo.statement_of_invoice(conn, invoice.id)
     if statement is None:
         return None
     rows: list[tuple[str, int]] = []
@@ -173,7 +151,7 @@ async def pdf_lines(conn: AsyncConnection, invoice: Invoice) -> list[tuple[str, 
             f"{line['output_tokens']:,} output tokens"
         )
         rows.append((text, to_whole_cents(line["cost"])))
-    total, due = int(statement.total), int(statement.due)
+    total, due = statement.total, statement.due
     rows.append(("Subtotal (usage)", to_whole_cents(total)))
     rows.append(("Paid from prepaid credit", to_whole_cents(due) - to_whole_cents(total)))
     return rows
@@ -183,19 +161,17 @@ async def period_of(conn: AsyncConnection, invoice: Invoice) -> tuple[datetime, 
     """The [start, end) billing period of a statement invoice; None for any other invoice."""
     if invoice.origin != ORIGIN:
         return None
-    statement = await arepo.statement_of_invoice(conn, invoice.id)
+    statement = await repo.statement_of_invoice(conn, invoice.id)
     return None if statement is None else (statement.period_start, statement.period_end)
 
 
 async def mark_paid(conn: AsyncConnection, account_id: str, invoice_id: str, now: datetime) -> None:
     """The operator collected an open statement outside creditgate."""
-    row = await repo.get_invoice(conn, invoice_id)
-    if row is None or row.account_id != account_id or row.origin != ORIGIN:
+    invoice = await repo.get_invoice(conn, invoice_id)
+    if invoice is None or invoice.account_id != account_id or invoice.origin != ORIGIN:
         raise NotFound(f"no statement invoice {invoice_id!r}")
-    if row.status == "paid":
+    if invoice.status == "paid":
         return
-    changed = await arepo.set_invoice_status(
-        conn, invoice_id, ("open",), {"status": "paid", "amount_paid": int(row.amount_due), "paid_at": now}
-    )
-    if not changed:
-        raise Conflict(f"statement {invoice_id} is {row.status}")
+    values = {"status": "paid", "amount_paid": invoice.amount_due, "paid_at": now}
+    if not await repo.update_invoice(conn, invoice_id, values, from_statuses=("open",)):
+        raise Conflict(f"statement {invoice_id} is {invoice.status}")

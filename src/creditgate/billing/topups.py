@@ -18,75 +18,35 @@ the same account, amount, card and origin within `DEDUPE_WINDOW`, unless that on
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from creditgate.billing import autotopup_repo as arepo
-from creditgate.billing import autotopup_state, numbering, service
-from creditgate.billing import repository as repo
+from creditgate.billing import autotopup_state, cards, invoices
+from creditgate.billing import topups_repo as repo
+from creditgate.billing.rows import Topup
 from creditgate.errors import Conflict, NotFound, ValidationError
-from creditgate.ids import new_id, new_secret
+from creditgate.ids import new_id
 from creditgate.ledger import service as ledger
 from creditgate.money import cents
 from creditgate.notify import service as notify
-from creditgate.payments.gateway import ChargeRequest, ChargeResult
+from creditgate.payments.gateway import ChargeResult
 
 DEDUPE_WINDOW = timedelta(seconds=120)
 ORIGINS = ("manual", "auto")
+MIN_TOPUP_CENTS = 1000
+MAX_TOPUP_CENTS = 100_000_000  # $1,000,000: far below int64 overflow once in ledger units
 _LIVE = ("created", "pending", "completed")
 
 
-@dataclass(frozen=True)
-class Topup:
-    id: str
-    account_id: str
-    invoice_id: str
-    amount: int  # cents
-    currency: str
-    origin: str
-    status: str  # created | pending | completed | failed
-    customer_id: str
-    payment_method_id: str
-    payment_id: str | None
-    client_secret: str | None
-    failure_code: str | None
-    failure_message: str | None
-    created_at: datetime
-
-    def charge_request(self, *, off_session: bool) -> ChargeRequest:
-        """The processor call for this top-up; its idempotency key is derived from our id."""
-        return ChargeRequest(
-            customer_id=self.customer_id,
-            payment_method_id=self.payment_method_id,
-            amount_cents=self.amount,
-            currency=self.currency,
-            off_session=off_session,
-            idempotency_key=f"topup:{self.id}",
-            metadata={"account_id": self.account_id, "topup_id": self.id, "invoice_id": self.invoice_id},
-            description=f"creditgate credit top-up {self.invoice_id}",
-        )
-
-
-def _topup(row: Any) -> Topup:
-    return Topup(
-        id=row.id,
-        account_id=row.account_id,
-        invoice_id=row.invoice_id,
-        amount=int(row.amount),
-        currency=row.currency,
-        origin=row.origin,
-        status=row.status,
-        customer_id=row.customer_id,
-        payment_method_id=row.payment_method_id,
-        payment_id=row.payment_id,
-        client_secret=row.client_secret,
-        failure_code=row.failure_code,
-        failure_message=row.failure_message,
-        created_at=row.created_at,
-    )
+def check_cents(value: Any, field: str, *, minimum: int, maximum: int = MAX_TOPUP_CENTS) -> int:
+    """An integer number of cents within [minimum, maximum]; booleans are not numbers."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ValidationError(f"{field} must be an integer number of cents", field=field)
+    if not minimum <= value <= maximum:
+        raise ValidationError(f"{field} must be between {minimum} and {maximum} cents", field=field)
+    return value
 
 
 async def begin_topup(
@@ -102,65 +62,51 @@ async def begin_topup(
 ) -> tuple[Topup, bool]:
     """Create the intent (invoice + top-up), or return the earlier top-up this request
     repeats. Returns (top-up, created)."""
-    amount = service.check_cents(amount, "amount", minimum=service.MIN_TOPUP_CENTS)
+    amount = check_cents(amount, "amount", minimum=MIN_TOPUP_CENTS)
     if origin not in ORIGINS:
         raise ValidationError("origin must be manual or auto", field="origin")
     if payment_method_id is not None and (not isinstance(payment_method_id, str) or not payment_method_id):
         raise ValidationError("payment_method_id must be a non-empty string", field="payment_method_id")
     if not (await ledger.lock(conn, [account_id])):
         raise NotFound(f"no account {account_id!r}")
-    profile = await service.get_profile(conn, account_id)
+    profile = await cards.get_profile(conn, account_id)
     method = payment_method_id or (profile.default_payment_method_id if profile else None)
     if profile is None or profile.processor != processor or not profile.customer_id or method is None:
         raise NotFound(
             "no card is saved on this account: save one first (creditgate cards add ACCOUNT_ID CARD)",
             field="payment_method_id",
         )
-    card = await service.get_card(conn, account_id, method)
+    card = await cards.get_card(conn, account_id, method)
     earlier = await _earlier(conn, account_id, amount, card.payment_method_id, origin, request_key, now)
     if earlier is not None:
         return earlier, False
-    invoice_id, topup_id = new_id("in"), new_id("tu")
-    await repo.insert_invoice(
+    invoice = await invoices.issue_invoice(
         conn,
-        {
-            "id": invoice_id,
-            "account_id": account_id,
-            "number": await numbering.next_invoice_number(conn, account_id),
-            "status": "open",
-            "origin": origin,
-            "currency": "usd",
-            "amount_due": amount,
-            "amount_paid": 0,
-            "description": "Prepaid credits top-up" if origin == "manual" else "Automatic credits top-up",
-            "attempt_count": 0,
-            "pdf_key": new_secret(24),
-            "created_at": now,
-            "paid_at": None,
-        },
+        account_id,
+        origin=origin,
+        status="open",
+        amount_due=amount,
+        description="Prepaid credits top-up" if origin == "manual" else "Automatic credits top-up",
+        now=now,
     )
-    row = {
-        "id": topup_id,
-        "account_id": account_id,
-        "invoice_id": invoice_id,
-        "amount": amount,
-        "currency": "usd",
-        "origin": origin,
-        "status": "created",
-        "customer_id": profile.customer_id,
-        "payment_method_id": card.payment_method_id,
-        "requested_method": payment_method_id,
-        "request_key": request_key,
-        "payment_id": None,
-        "client_secret": None,
-        "failure_code": None,
-        "failure_message": None,
-        "created_at": now,
-        "updated_at": now,
-        "completed_at": None,
-    }
-    await repo.insert_topup(conn, row)
-    topup = _topup(_Row(row))
+    invoice_id, topup_id = invoice.id, new_id("tu")
+    topup = Topup(
+        id=topup_id,
+        account_id=account_id,
+        invoice_id=invoice_id,
+        amount=amount,
+        currency="usd",
+        origin=origin,
+        status="created",
+        customer_id=profile.customer_id,
+        payment_method_id=card.payment_method_id,
+        payment_id=None,
+        client_secret=None,
+        failure_code=None,
+        failure_message=None,
+        created_at=now,
+    )
+    await repo.insert_topup(conn, topup, requested_method=payment_method_id, request_key=request_key)
     await notify.emit(
         conn,
         account_id,
@@ -187,15 +133,15 @@ async def _earlier(
     now: datetime,
 ) -> Topup | None:
     if request_key is not None:
-        row = await repo.topup_by_request_key(conn, account_id, request_key)
-        if row is None:
+        earlier = await repo.topup_by_request_key(conn, account_id, request_key)
+        if earlier is None:
             return None
-        if int(row.amount) != amount or row.payment_method_id != method or row.origin != origin:
+        if earlier.amount != amount or earlier.payment_method_id != method or earlier.origin != origin:
             raise Conflict(
                 "Idempotency-Key was already used with a different top-up", field="Idempotency-Key"
             )
-        return _topup(row)
-    row = await repo.recent_identical_topup(
+        return earlier
+    return await repo.recent_identical_topup(
         conn,
         account_id,
         amount=amount,
@@ -204,7 +150,6 @@ async def _earlier(
         since=now - DEDUPE_WINDOW,
         statuses=_LIVE,
     )
-    return None if row is None else _topup(row)
 
 
 async def record_charge(conn: AsyncConnection, topup_id: str, result: ChargeResult, now: datetime) -> Topup:
@@ -215,12 +160,11 @@ async def record_charge(conn: AsyncConnection, topup_id: str, result: ChargeResu
     first = await repo.get_topup(conn, topup_id)
     if first is None:
         raise NotFound(f"no top-up {topup_id!r}")
-    balances = await ledger.lock(conn, [first.account_id])
-    topup = _topup(await repo.get_topup(conn, topup_id))
+    balance = (await ledger.lock(conn, [first.account_id]))[first.account_id]
+    topup = await get_topup(conn, topup_id)  # as it is under the lock
     if topup.status == "completed" or (topup.status == "failed" and result.status != "succeeded"):
         return topup
-    invoice = await repo.get_invoice(conn, topup.invoice_id)
-    attempts = max(int(invoice.attempt_count), 1)
+    invoice = await invoices.get_invoice(conn, topup.invoice_id)
     if result.status == "succeeded":
         posting = ledger.Posting(
             topup.account_id,
@@ -229,7 +173,8 @@ async def record_charge(conn: AsyncConnection, topup_id: str, result: ChargeResu
             ref=f"topup:{topup.id}",
             reason=f"card top-up, invoice {topup.invoice_id}",
         )
-        await ledger.post(conn, [posting], now, locked=balances)
+        posted = await ledger.post(conn, [posting], now, locked={topup.account_id: balance})
+        balance = posted.balances[topup.account_id]
         await repo.update_topup(
             conn,
             topup.id,
@@ -242,12 +187,8 @@ async def record_charge(conn: AsyncConnection, topup_id: str, result: ChargeResu
                 "completed_at": now,
             },
         )
-        await repo.update_invoice(
-            conn,
-            topup.invoice_id,
-            {"status": "paid", "amount_paid": topup.amount, "paid_at": now, "attempt_count": attempts},
-        )
-        await repo.upsert_profile(conn, topup.account_id, {"first_topup_success": True, "updated_at": now})
+        await invoices.record_charge_attempt(conn, invoice, "paid", now)
+        await cards.mark_topped_up(conn, topup.account_id, now)
     elif result.status == "requires_action":
         await repo.update_topup(
             conn,
@@ -262,7 +203,7 @@ async def record_charge(conn: AsyncConnection, topup_id: str, result: ChargeResu
                 "updated_at": now,
             },
         )
-        await repo.update_invoice(conn, topup.invoice_id, {"attempt_count": attempts})
+        await invoices.record_charge_attempt(conn, invoice, "pending", now)
     else:
         await repo.update_topup(
             conn,
@@ -277,34 +218,37 @@ async def record_charge(conn: AsyncConnection, topup_id: str, result: ChargeResu
                 "updated_at": now,
             },
         )
-        await repo.update_invoice(
-            conn, topup.invoice_id, {"status": "uncollectible", "attempt_count": attempts}
-        )
-    settled = _topup(await repo.get_topup(conn, topup_id))
+        await invoices.record_charge_attempt(conn, invoice, "failed", now)
+    settled = await get_topup(conn, topup_id)
     if settled.status != topup.status:
-        await autotopup_state.topup_settled(conn, settled, topup.status, balances[topup.account_id], now)
+        await autotopup_state.topup_settled(conn, settled, topup.status, balance, now)
     return settled
 
 
 async def get_topup(conn: AsyncConnection, topup_id: str) -> Topup:
-    row = await repo.get_topup(conn, topup_id)
-    if row is None:
+    topup = await repo.get_topup(conn, topup_id)
+    if topup is None:
         raise NotFound(f"no top-up {topup_id!r}")
-    return _topup(row)
+    return topup
+
+
+async def topup_by_payment(conn: AsyncConnection, payment_id: str) -> Topup | None:
+    """The top-up a processor payment id belongs to (the first one, if several)."""
+    return await repo.topup_by_payment(conn, payment_id)
 
 
 async def list_topups(conn: AsyncConnection, account_id: str, *, limit: int) -> list[Topup]:
     """Newest first."""
-    return [_topup(r) for r in await arepo.list_topups(conn, account_id, limit)]
+    return await repo.list_topups(conn, account_id, limit)
 
 
 async def topup_for_invoice(conn: AsyncConnection, account_id: str, invoice_id: str) -> Topup:
     """The account's top-up behind an invoice id (`payment_intent_id` on the Cloudflare wire).
     Another account's id is NotFound too."""
-    row = await repo.topup_by_invoice(conn, account_id, invoice_id)
-    if row is None:
+    topup = await repo.topup_by_invoice(conn, account_id, invoice_id)
+    if topup is None:
         raise NotFound(f"no top-up with payment_intent_id {invoice_id!r}", field="payment_intent_id")
-    return _topup(row)
+    return topup
 
 
 async def onboarded_before(conn: AsyncConnection, topup: Topup) -> bool:
@@ -314,8 +258,3 @@ async def onboarded_before(conn: AsyncConnection, topup: Topup) -> bool:
         conn, topup.account_id, exclude=topup.id, created_before=topup.created_at
     )
     return count > 0
-
-
-class _Row:
-    def __init__(self, data: dict[str, Any]) -> None:
-        self.__dict__.update(data)

@@ -7,8 +7,7 @@ from typing import Any
 import typer
 
 from creditgate.api.admin_autotopup import refund_topup, refund_view, topup_view
-from creditgate.billing import autotopup, refunds, topups
-from creditgate.billing import service as billing
+from creditgate.billing import autotopup_config, refunds, topups
 from creditgate.cli.runtime import emit, run
 from creditgate.clock import system_clock
 from creditgate.config import Settings
@@ -66,7 +65,7 @@ def autotopup_show(account_id: str) -> None:
 
     async def work(db: Database) -> Any:
         async with db.read() as conn:
-            state = await autotopup.get_state(conn, account_id, system_clock())
+            state = await autotopup_config.get_state(conn, account_id, system_clock())
         return {
             "state": state.state,
             "amount": state.config.amount,
@@ -96,11 +95,12 @@ def autotopup_set(
     async def work(db: Database) -> Any:
         now = system_clock()
         async with db.write() as conn:
-            config = await billing.set_topup_config(
+            config = await autotopup_config.set_topup_config(
                 conn, account_id, amount=amount_cents, threshold=threshold_cents, now=now
             )
             if no_cap or monthly_cap_cents is not None:
-                await autotopup.set_monthly_cap(conn, account_id, None if no_cap else monthly_cap_cents, now)
+                cap = None if no_cap else monthly_cap_cents
+                await autotopup_config.set_monthly_cap(conn, account_id, cap, now)
         return {"amount": config.amount, "threshold": config.threshold, "monthly_cap": monthly_cap_cents}
 
     emit(run(work))
@@ -113,7 +113,7 @@ def autotopup_off(account_id: str) -> None:
     async def work(db: Database) -> Any:
         async with db.write() as conn:
             await ledger.lock(conn, [account_id])
-            removed = await billing.delete_topup_config(conn, account_id)
+            removed = await autotopup_config.delete_topup_config(conn, account_id)
         return {"removed": removed}
 
     emit(run(work))

@@ -7,7 +7,7 @@ from typing import Any
 import typer
 
 from creditgate.api.admin_billing import card_view, save_card
-from creditgate.billing import service as billing
+from creditgate.billing import cards
 from creditgate.cli.runtime import emit, run
 from creditgate.clock import system_clock
 from creditgate.config import Settings
@@ -40,7 +40,7 @@ def cards_list(account_id: str) -> None:
     async def work(db: Database) -> Any:
         name = Settings.from_env().payments
         async with db.read() as conn:
-            return [card_view(c, name) for c in await billing.list_cards(conn, account_id)]
+            return [card_view(c, name) for c in await cards.list_cards(conn, account_id)]
 
     emit(run(work))
 

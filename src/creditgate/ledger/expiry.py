@@ -31,12 +31,20 @@ EXPIRY_REF_PREFIX = "expiry:"
 
 
 class EntryLike(Protocol):
-    id: int
-    kind: str
-    amount: int
-    ref: str | None
-    expires_at: datetime | None
-    created_at: datetime
+    """What the replay reads of an entry (ledger.rows.Entry has it)."""
+
+    @property
+    def id(self) -> int: ...
+    @property
+    def kind(self) -> str: ...
+    @property
+    def amount(self) -> int: ...
+    @property
+    def ref(self) -> str | None: ...
+    @property
+    def expires_at(self) -> datetime | None: ...
+    @property
+    def created_at(self) -> datetime: ...
 
 
 _NEVER = datetime.max.replace(tzinfo=UTC)

@@ -6,11 +6,12 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import String, bindparam, cast, func, literal, select
+from sqlalchemy import Row, String, bindparam, cast, func, literal, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from creditgate.db.driver import pg_driver
 from creditgate.ledger.models import accounts, ledger_entries
+from creditgate.ledger.rows import Account, Entry
 
 _PG_LOCK = "SELECT id, balance FROM accounts WHERE id = ANY($1::varchar[]) ORDER BY id FOR UPDATE"
 _PG_INSERT_ENTRIES = (
@@ -26,6 +27,33 @@ _PG_ADD_TO_BALANCES = (
 )
 
 
+def _account(row: Row[Any]) -> Account:
+    return Account(
+        id=row.id,
+        name=row.name,
+        currency=row.currency,
+        mode=row.mode,
+        credit_limit=int(row.credit_limit),
+        balance=int(row.balance),
+        held=int(row.held),
+        created_at=row.created_at,
+    )
+
+
+def _entry(row: Row[Any]) -> Entry:
+    return Entry(
+        id=int(row.id),
+        account_id=row.account_id,
+        kind=row.kind,
+        amount=int(row.amount),
+        balance_after=int(row.balance_after),
+        ref=row.ref,
+        reason=row.reason,
+        expires_at=row.expires_at,
+        created_at=row.created_at,
+    )
+
+
 async def lock_balances(conn: AsyncConnection, account_ids: Iterable[str]) -> dict[str, int]:
     """Lock the accounts (in id order, so concurrent batches never deadlock) and read their
     balances. On SQLite the writer already holds the database lock (BEGIN IMMEDIATE)."""
@@ -35,10 +63,7 @@ async def lock_balances(conn: AsyncConnection, account_ids: Iterable[str]) -> di
     if conn.dialect.name == "postgresql":
         driver = await pg_driver(conn)
         return {row[0]: row[1] for row in await driver.fetch(_PG_LOCK, ids)}
-    stmt = select(accounts.c.id, accounts.c.balance).where(accounts.c.id.in_(ids))
-    stmt = stmt.order_by(accounts.c.id)
-    if conn.dialect.name == "postgresql":
-        stmt = stmt.with_for_update()
+    stmt = select(accounts.c.id, accounts.c.balance).where(accounts.c.id.in_(ids)).order_by(accounts.c.id)
     rows = await conn.execute(stmt)
     return {row.id: row.balance for row in rows}
 
@@ -83,26 +108,20 @@ async def add_to_balances(conn: AsyncConnection, deltas: dict[str, int]) -> None
     await conn.execute(stmt, [{"b_id": i, "b_delta": deltas[i]} for i in sorted(deltas)])
 
 
-async def entry_by_ref(conn: AsyncConnection, account_id: str, ref: str) -> Any:
-    result = await conn.execute(
-        select(ledger_entries).where(ledger_entries.c.account_id == account_id, ledger_entries.c.ref == ref)
-    )
-    return result.first()
-
-
 async def list_entries(
     conn: AsyncConnection, account_id: str, *, limit: int, before_id: int | None
-) -> list[Any]:
+) -> list[Entry]:
     stmt = select(ledger_entries).where(ledger_entries.c.account_id == account_id)
     if before_id is not None:
         stmt = stmt.where(ledger_entries.c.id < before_id)
     rows = await conn.execute(stmt.order_by(ledger_entries.c.id.desc()).limit(limit))
-    return list(rows)
+    return [_entry(row) for row in rows]
 
 
-async def balance_mismatches(conn: AsyncConnection) -> list[Any]:
-    """Accounts whose cached balance differs from the sum of their entries, or whose last
-    entry's running balance differs from the cached one."""
+async def balance_mismatches(conn: AsyncConnection) -> list[tuple[str, int, int, int]]:
+    """(account id, cached balance, sum of entries, last running balance) of the accounts
+    whose cached balance differs from the sum of their entries, or from their last entry's
+    running balance."""
     sums = (
         select(
             ledger_entries.c.account_id,
@@ -129,7 +148,7 @@ async def balance_mismatches(conn: AsyncConnection) -> list[Any]:
         )
         .order_by(accounts.c.id)
     )
-    return list(await conn.execute(stmt))
+    return [(r.id, int(r.balance), int(r.total), int(r.last_balance)) for r in await conn.execute(stmt)]
 
 
 async def count_accounts(conn: AsyncConnection) -> int:
@@ -140,23 +159,24 @@ async def insert_account(conn: AsyncConnection, row: dict[str, Any]) -> None:
     await conn.execute(accounts.insert().values(**row))
 
 
-async def get_account(conn: AsyncConnection, account_id: str) -> Any:
-    return (await conn.execute(select(accounts).where(accounts.c.id == account_id))).first()
+async def get_account(conn: AsyncConnection, account_id: str) -> Account | None:
+    row = (await conn.execute(select(accounts).where(accounts.c.id == account_id))).first()
+    return None if row is None else _account(row)
 
 
-async def get_accounts(conn: AsyncConnection, account_ids: Iterable[str]) -> dict[str, Any]:
+async def get_accounts(conn: AsyncConnection, account_ids: Iterable[str]) -> dict[str, Account]:
     ids = list(set(account_ids))
     if not ids:
         return {}
     rows = await conn.execute(select(accounts).where(accounts.c.id.in_(ids)))
-    return {row.id: row for row in rows}
+    return {row.id: _account(row) for row in rows}
 
 
-async def list_accounts(conn: AsyncConnection, *, limit: int, after: str | None) -> list[Any]:
+async def list_accounts(conn: AsyncConnection, *, limit: int, after: str | None) -> list[Account]:
     stmt = select(accounts).order_by(accounts.c.id).limit(limit)
     if after is not None:
         stmt = stmt.where(accounts.c.id > after)
-    return list(await conn.execute(stmt))
+    return [_account(row) for row in await conn.execute(stmt)]
 
 
 async def total_by_kind(conn: AsyncConnection, kind: str) -> dict[str, int]:
@@ -168,7 +188,7 @@ async def total_by_kind(conn: AsyncConnection, kind: str) -> dict[str, int]:
     return {row[0]: int(row[1]) for row in await conn.execute(stmt)}
 
 
-async def grants_due_to_expire(conn: AsyncConnection, now: datetime, limit: int) -> list[Any]:
+async def grants_due_to_expire(conn: AsyncConnection, now: datetime, limit: int) -> list[tuple[int, str]]:
     """(id, account_id) of grants whose expiry has passed and that have no expiry entry yet."""
     grant, done = ledger_entries, ledger_entries.alias("done")
     stmt = (
@@ -189,15 +209,12 @@ async def grants_due_to_expire(conn: AsyncConnection, now: datetime, limit: int)
         .order_by(grant.c.account_id, grant.c.id)
         .limit(limit)
     )
-    return list(await conn.execute(stmt))
+    return [(int(row.id), row.account_id) for row in await conn.execute(stmt)]
 
 
-async def all_entries(conn: AsyncConnection, account_id: str) -> list[Any]:
+async def all_entries(conn: AsyncConnection, account_id: str) -> list[Entry]:
     """Every entry of one account in ledger order (for the expiry replay)."""
-    e = ledger_entries.c
     stmt = (
-        select(e.id, e.kind, e.amount, e.ref, e.expires_at, e.created_at)
-        .where(e.account_id == account_id)
-        .order_by(e.id)
+        select(ledger_entries).where(ledger_entries.c.account_id == account_id).order_by(ledger_entries.c.id)
     )
-    return list(await conn.execute(stmt))
+    return [_entry(row) for row in await conn.execute(stmt)]

@@ -7,7 +7,7 @@ the cached balance in the same transaction.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -15,9 +15,10 @@ from typing import Any
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from creditgate.errors import Conflict, NotFound, ReconcileMismatch, ValidationError
+from creditgate.errors import Conflict, NotFound, ValidationError
 from creditgate.ledger import repository as repo
 from creditgate.ledger.expiry import expiry_ref, unused_remainders
+from creditgate.ledger.rows import Account, Entry, Posted
 from creditgate.money import MAX_AMOUNT, UNITS_PER_USD
 
 ACCOUNT_MODES = ("prepaid", "postpaid")
@@ -74,7 +75,8 @@ class Mismatch:
 
 async def lock(conn: AsyncConnection, account_ids: Iterable[str]) -> dict[str, int]:
     """Lock accounts for this transaction (id order) and return their balances; missing ids
-    are simply absent. Pass the result to `post(locked=...)` to skip a second lock."""
+    are simply absent. Pass the result to `post(locked=...)` to skip a second lock (`post`
+    only reads it)."""
     return await repo.lock_balances(conn, account_ids)
 
 
@@ -83,17 +85,19 @@ async def post(
     postings: list[Posting],
     now: datetime,
     *,
-    locked: dict[str, int] | None = None,
-) -> list[bool]:
-    """Apply postings atomically. Returns, per posting, whether it was new (False = its ref was
-    already posted). Unknown accounts raise NotFound and nothing is written."""
+    locked: Mapping[str, int] | None = None,
+) -> Posted:
+    """Apply postings atomically. `locked`: the balances `lock` returned in this transaction
+    (read, never changed). Returns, per posting, whether it was new (False = its ref was
+    already posted), and the balances of the posted accounts afterwards. Unknown accounts
+    raise NotFound and nothing is written."""
     if not postings:
-        return []
+        return Posted([], {})
     for p in postings:
         p.check()
-    balances = (
-        locked if locked is not None else await repo.lock_balances(conn, (p.account_id for p in postings))
-    )
+    if locked is None:
+        locked = await repo.lock_balances(conn, (p.account_id for p in postings))
+    balances = {p.account_id: locked[p.account_id] for p in postings if p.account_id in locked}
     for p in postings:
         if p.account_id not in balances:
             raise NotFound(f"no account {p.account_id!r}", field="account_id")
@@ -131,7 +135,7 @@ async def post(
         applied.append(True)
     await repo.insert_entries(conn, rows)
     await repo.add_to_balances(conn, deltas)
-    return applied
+    return Posted(applied, balances)
 
 
 async def _already_posted(conn: AsyncConnection, postings: list[Posting]) -> set[tuple[str, str | None]]:
@@ -154,7 +158,7 @@ async def open_account(
     credit_limit: int,
     now: datetime,
     currency: str = "USD",
-) -> Any:
+) -> Account:
     """Create the account row that carries the balance. Conflict if the id is taken."""
     if mode not in ACCOUNT_MODES:
         raise ValidationError("mode must be prepaid or postpaid", field="mode")
@@ -178,41 +182,37 @@ async def open_account(
         )
     except IntegrityError as exc:  # a concurrent create won the race
         raise Conflict(f"account {account_id!r} already exists", field="id") from exc
-    return await repo.get_account(conn, account_id)
+    return await get_account(conn, account_id)
 
 
-async def get_account(conn: AsyncConnection, account_id: str) -> Any:
-    """The account row, or NotFound."""
-    row = await repo.get_account(conn, account_id)
-    if row is None:
+async def get_account(conn: AsyncConnection, account_id: str) -> Account:
+    """The account, or NotFound."""
+    account = await repo.get_account(conn, account_id)
+    if account is None:
         raise NotFound(f"no account {account_id!r}")
-    return row
+    return account
 
 
-async def get_accounts(conn: AsyncConnection, account_ids: list[str]) -> dict[str, Any]:
+async def get_accounts(conn: AsyncConnection, account_ids: list[str]) -> dict[str, Account]:
     return await repo.get_accounts(conn, account_ids)
 
 
-async def list_accounts(conn: AsyncConnection, *, limit: int = 100, after: str | None = None) -> list[Any]:
+async def list_accounts(
+    conn: AsyncConnection, *, limit: int = 100, after: str | None = None
+) -> list[Account]:
     return await repo.list_accounts(conn, limit=limit, after=after)
 
 
 async def list_entries(
     conn: AsyncConnection, account_id: str, *, limit: int = 100, before_id: int | None = None
-) -> list[Any]:
+) -> list[Entry]:
+    """Newest first."""
     return await repo.list_entries(conn, account_id, limit=limit, before_id=before_id)
-
-
-async def entry_by_ref(conn: AsyncConnection, account_id: str, ref: str) -> Any:
-    return await repo.entry_by_ref(conn, account_id, ref)
 
 
 async def reconcile(conn: AsyncConnection) -> tuple[int, list[Mismatch]]:
     """Check every account: cached balance == sum of entries == last running balance."""
-    mismatches = [
-        Mismatch(r.id, int(r.balance), int(r.total), int(r.last_balance))
-        for r in await repo.balance_mismatches(conn)
-    ]
+    mismatches = [Mismatch(*row) for row in await repo.balance_mismatches(conn)]
     return await repo.count_accounts(conn), mismatches
 
 
@@ -221,22 +221,13 @@ async def total_by_kind(conn: AsyncConnection, kind: str) -> dict[str, int]:
     return await repo.total_by_kind(conn, kind)
 
 
-def raise_on_mismatch(mismatches: list[Mismatch]) -> None:
-    if mismatches:
-        first = mismatches[0]
-        raise ReconcileMismatch(
-            f"{len(mismatches)} account(s) off; first {first.account_id}: cached "
-            f"{first.cached_balance} != entries {first.sum_of_entries}"
-        )
-
-
 async def grants_due_to_expire(
     conn: AsyncConnection, now: datetime, *, limit: int = 500
 ) -> dict[str, list[int]]:
     """Grants past their expiry without an expiry entry yet: {account_id: [grant entry ids]}."""
     due: dict[str, list[int]] = {}
-    for row in await repo.grants_due_to_expire(conn, now, limit):
-        due.setdefault(row.account_id, []).append(int(row.id))
+    for grant_id, account_id in await repo.grants_due_to_expire(conn, now, limit):
+        due.setdefault(account_id, []).append(grant_id)
     return due
 
 
@@ -258,4 +249,4 @@ async def expire_grants(conn: AsyncConnection, account_id: str, grant_ids: list[
         )
         for grant_id in sorted(remainders)
     ]
-    return sum(await post(conn, postings, now, locked=balances))
+    return (await post(conn, postings, now, locked=balances)).new_count

@@ -116,14 +116,15 @@ def _luhn_ok(digits: str) -> bool:
     return total % 10 == 0
 
 
-def _result(row: Any) -> ChargeResult:
-    status: ChargeStatus = row.status
+def _result(row: Mapping[Any, Any]) -> ChargeResult:
+    """The answer a stored payment gives (a fetched row's mapping, or the row just inserted)."""
+    status: ChargeStatus = row["status"]
     return ChargeResult(
-        payment_id=row.id,
+        payment_id=row["id"],
         status=status,
-        client_secret=row.client_secret if row.status == "requires_action" else None,
-        failure_code=row.failure_code,
-        failure_message=row.failure_message,
+        client_secret=row["client_secret"] if status == "requires_action" else None,
+        failure_code=row["failure_code"],
+        failure_message=row["failure_message"],
     )
 
 
@@ -243,14 +244,14 @@ class SandboxProcessor:
                 if stored is None:  # the conflicting row was rolled back: let the caller retry
                     raise Conflict("a charge with this idempotency key is in progress")
                 return stored
-            return _result(_Row(row))
+            return _result(row)
 
     async def payment_status(self, payment_id: str) -> ChargeResult:
         async with self._store.read() as conn:
             row = (await conn.execute(select(payments).where(payments.c.id == payment_id))).first()
         if row is None:
             raise NotFound(f"no sandbox payment {payment_id!r}")
-        return _result(row)
+        return _result(row._mapping)
 
     async def refund(self, payment_id: str, amount_cents: int, idempotency_key: str) -> RefundResult:
         if amount_cents <= 0:
@@ -336,8 +337,8 @@ class SandboxProcessor:
                         updated_ms=self._now_ms(),
                     )
                 )
-                row = (await conn.execute(select(payments).where(payments.c.id == payment_id))).first()
-        return _result(row)
+                row = (await conn.execute(select(payments).where(payments.c.id == payment_id))).one()
+        return _result(row._mapping)
 
     async def count_payments(self, customer_id: str) -> int:
         """How many charges were made for a customer (every idempotency key counts once)."""
@@ -356,14 +357,7 @@ class SandboxProcessor:
             return None
         if row.request_hash != req_hash:
             raise Conflict("idempotency key reused with different charge parameters")
-        return _result(row)
-
-
-class _Row:
-    """Attribute access over a dict, so a fresh insert reads like a fetched row."""
-
-    def __init__(self, data: dict[str, Any]) -> None:
-        self.__dict__.update(data)
+        return _result(row._mapping)
 
 
 def _decide(behaviour: str | None, off_session: bool) -> tuple[str, str | None]:

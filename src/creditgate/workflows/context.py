@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from creditgate.billing.inbox import Handlers
+from creditgate.billing.inbox_handlers import billing_handlers
 from creditgate.clock import Clock, system_clock
 from creditgate.config import Settings
 from creditgate.db import Database
@@ -18,8 +20,9 @@ from creditgate.workflows.usage import UsageQueue, usage_queue
 
 @dataclass
 class Context:
-    """The process's database, clock, price catalog and card processor, and the batchers of
-    the gateway's hot paths (built here, one each per process: workflows/batching.py)."""
+    """The process's database, clock, price catalog, card processor and webhook handlers, and
+    the batchers of the gateway's hot paths (built here, one each per process:
+    workflows/batching.py)."""
 
     settings: Settings
     db: Database
@@ -27,6 +30,8 @@ class Context:
     clock: Clock = system_clock
     extras: dict[str, Any] = field(default_factory=dict)  # to be replaced by explicit fields
     processor: CardProcessor | None = None  # chosen by settings.payments (payments.factory)
+    # what the webhook inbox dispatches processor events to (billing's handlers)
+    webhook_handlers: Handlers = field(default_factory=billing_handlers)
     usage_queue: UsageQueue = field(init=False, repr=False)  # group commit of usage reports
     authorize_batcher: AuthorizeBatcher = field(init=False, repr=False)
     settle_batcher: SettleBatcher = field(init=False, repr=False)

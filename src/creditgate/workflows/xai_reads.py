@@ -7,12 +7,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from creditgate.billing import balance_view, billing_info, invoice_listing
-from creditgate.billing import service as billing
+from creditgate.billing import balance_view, billing_info, cards, invoice_listing
 from creditgate.billing.balance_view import BalanceView
 from creditgate.billing.billing_info import BillingInfo
 from creditgate.billing.invoice_listing import ListedInvoice
-from creditgate.billing.service import Card, Profile
+from creditgate.billing.rows import Card, Profile
 from creditgate.ledger import service as ledger
 from creditgate.metering import unit_types
 from creditgate.workflows.context import Context
@@ -50,8 +49,8 @@ async def team_billing_info(ctx: Context, team_id: str) -> BillingInfo | None:
 async def payment_methods(ctx: Context, team_id: str) -> list[Card]:
     """The team's saved cards, the default first, then in the order they were saved."""
     async with ctx.db.read() as conn:
-        cards = await billing.list_cards(conn, team_id)
-    return sorted(cards, key=lambda card: not card.is_default)
+        saved = await cards.list_cards(conn, team_id)
+    return sorted(saved, key=lambda card: not card.is_default)
 
 
 def _statement_lines(ctx: Context, listed: ListedInvoice) -> list[InvoiceLine]:
@@ -110,5 +109,5 @@ async def prepaid_balance(ctx: Context, team_id: str) -> TeamBalance:
     """The team's prepaid balance and every change to it, oldest first."""
     async with ctx.db.read() as conn:
         view = await balance_view.balance_view(conn, team_id, ctx.clock())
-        profile: Profile | None = await billing.get_profile(conn, team_id)
+        profile: Profile | None = await cards.get_profile(conn, team_id)
     return TeamBalance(view, profile.processor if profile else None)

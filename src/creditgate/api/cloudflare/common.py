@@ -12,7 +12,7 @@ from starlette.datastructures import QueryParams
 
 from creditgate.api.errors import register_renderer
 from creditgate.api.responses import JSON
-from creditgate.billing.service import TopupConfig
+from creditgate.billing.rows import TopupConfig
 from creditgate.clock import from_ms, to_ms
 from creditgate.errors import (
     AuthenticationError,

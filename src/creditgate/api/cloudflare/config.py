@@ -12,7 +12,7 @@ from creditgate.api.responses import read_object
 from creditgate.api.schemas import cloudflare as schema
 from creditgate.api.schemas.common import operation
 from creditgate.api.state import Services, services
-from creditgate.billing import service as billing
+from creditgate.billing import autotopup_config, topups
 from creditgate.errors import PermissionDenied, ValidationError
 from creditgate.ledger import service as ledger
 from creditgate.limits import config as limits
@@ -43,7 +43,7 @@ async def get_topup_config(
     svc = services(request)
     async with svc.db.read() as conn:
         await ledger.get_account(conn, account_id)
-        config = await billing.get_topup_config(conn, account_id)
+        config = await autotopup_config.get_topup_config(conn, account_id)
     return ok(config_wire(config))
 
 
@@ -62,7 +62,7 @@ async def set_topup_config(
     body = await read_object(request, allowed={"amount", "threshold"})
     require_keys(body, ("amount", "threshold"))
     async with svc.db.write() as conn:
-        config = await billing.set_topup_config(
+        config = await autotopup_config.set_topup_config(
             conn, account_id, amount=body["amount"], threshold=body["threshold"], now=svc.clock()
         )
     return ok({"amount": config.amount, "threshold": config.threshold})
@@ -76,7 +76,7 @@ async def delete_topup_config(
     svc = services(request)
     _may_write_config(svc, caller)
     async with svc.db.write() as conn:
-        await billing.delete_topup_config(conn, account_id)
+        await autotopup_config.delete_topup_config(conn, account_id)
     return ok({})
 
 
@@ -125,7 +125,7 @@ async def set_spending_limit(
     svc = services(request)
     body = await read_object(request, allowed={"amount", "duration", "strategy"})
     require_keys(body, ("amount", "duration", "strategy"))
-    amount = billing.check_cents(body["amount"], "amount", minimum=MIN_LIMIT_CENTS)
+    amount = topups.check_cents(body["amount"], "amount", minimum=MIN_LIMIT_CENTS)
     if body["duration"] not in limits.DURATIONS:
         raise ValidationError("duration must be one of daily, weekly, monthly", field="duration")
     if body["strategy"] not in limits.STRATEGIES:

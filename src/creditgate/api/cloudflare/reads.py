@@ -14,8 +14,7 @@ from creditgate.api.cloudflare.common import BILLING, config_wire, int_param, ms
 from creditgate.api.schemas import cloudflare as schema
 from creditgate.api.schemas.common import operation
 from creditgate.api.state import Services, services
-from creditgate.billing import invoices
-from creditgate.billing import service as billing
+from creditgate.billing import autotopup_config, cards, invoices
 from creditgate.billing.invoices import Invoice, month_bounds
 from creditgate.clock import to_ms
 from creditgate.errors import ValidationError
@@ -68,8 +67,8 @@ async def credit_balance(
     svc = services(request)
     async with svc.db.read() as conn:
         account = await ledger.get_account(conn, account_id)
-        profile = await billing.get_profile(conn, account_id)
-        config = await billing.get_topup_config(conn, account_id)
+        profile = await cards.get_profile(conn, account_id)
+        config = await autotopup_config.get_topup_config(conn, account_id)
     processor = svc.processor.name if svc.processor else None
     card = (
         profile

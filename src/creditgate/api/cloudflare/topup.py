@@ -22,9 +22,8 @@ from creditgate.api.responses import read_object
 from creditgate.api.schemas import cloudflare as schema
 from creditgate.api.schemas.common import idempotency_header, operation
 from creditgate.api.state import Services, processor, services
-from creditgate.billing import service as billing
-from creditgate.billing import topups
-from creditgate.billing.topups import Topup
+from creditgate.billing import cards, topups
+from creditgate.billing.rows import Topup
 from creditgate.errors import CreditgateError, PaymentFailed, ServiceUnavailable, ValidationError
 from creditgate.payments.gateway import CardProcessor
 
@@ -106,7 +105,7 @@ async def create_topup(request: Request, account_id: str, caller: Principal = De
     topup = await settle(svc, proc, topup)
     _raise_if_failed(topup)
     async with svc.db.read() as conn:
-        card = await billing.get_card(conn, account_id, topup.payment_method_id)
+        card = await cards.get_card(conn, account_id, topup.payment_method_id)
         onboarded = await topups.onboarded_before(conn, topup)
     result: dict[str, Any] = {
         "client_secret": topup.client_secret if topup.status == "pending" else None,

@@ -9,8 +9,9 @@ from pydantic import BaseModel, ConfigDict, Field
 from pydantic.config import JsonDict
 
 from creditgate.api.schemas.common import Request
+from creditgate.billing.autotopup_config import MIN_THRESHOLD_CENTS
 from creditgate.billing.reference_lists import COUNTRIES, TAX_ID_TYPES
-from creditgate.billing.service import MAX_TOPUP_CENTS, MIN_THRESHOLD_CENTS, MIN_TOPUP_CENTS
+from creditgate.billing.topups import MAX_TOPUP_CENTS, MIN_TOPUP_CENTS
 
 CardText = Annotated[str, Field(min_length=1, max_length=100)]
 

@@ -8,7 +8,8 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, Field
 
 from creditgate.api.schemas.common import Empty, Request, cloudflare_envelope
-from creditgate.billing.service import MAX_TOPUP_CENTS, MIN_THRESHOLD_CENTS, MIN_TOPUP_CENTS
+from creditgate.billing.autotopup_config import MIN_THRESHOLD_CENTS
+from creditgate.billing.topups import MAX_TOPUP_CENTS, MIN_TOPUP_CENTS
 
 MAX_MS = 253_370_764_799_999
 Cents = Annotated[int | float, Field(description="Cents")]

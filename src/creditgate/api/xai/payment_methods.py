@@ -10,7 +10,7 @@ from creditgate.api.xai.billing import ListPaymentMethodsResp
 from creditgate.api.xai.openapi import doc
 from creditgate.api.xai.types import CardDetails, PaymentMethod
 from creditgate.api.xai.wire import TEAMS, render, team_access
-from creditgate.billing.service import Card
+from creditgate.billing.rows import Card
 from creditgate.workflows import xai_reads
 
 router = APIRouter()

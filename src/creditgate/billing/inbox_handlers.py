@@ -1,5 +1,5 @@
-"""Billing's handlers for processor webhooks, registered with the inbox at import time (the
-app and the job runner import this module).
+"""Billing's handlers for processor webhooks. `billing_handlers()` is the mapping the webhook
+route and the `webhook_inbox` job pass to `inbox.receive` / `inbox.retry_due`:
 
     payment.succeeded  -> the top-up is completed: credited once, invoice paid
     payment.failed     -> the top-up failed: invoice uncollectible, the error recorded
@@ -19,14 +19,13 @@ from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from creditgate.billing import autotopup_repo as arepo
-from creditgate.billing import cards, inbox, refunds, service, topups
-from creditgate.billing.topups import Topup
+from creditgate.billing import cards, inbox, refunds, topups
+from creditgate.billing.rows import Topup
 from creditgate.errors import NotFound
 from creditgate.ledger import service as ledger
 from creditgate.payments.gateway import ChargeResult, ProcessorEvent, SavedCard
 
-log = logging.getLogger("creditgate.billing.handlers")
+log = logging.getLogger("creditgate.billing.inbox_handlers")
 
 
 async def find_topup(conn: AsyncConnection, event: ProcessorEvent) -> Topup | None:
@@ -42,9 +41,7 @@ async def find_topup(conn: AsyncConnection, event: ProcessorEvent) -> Topup | No
         if found is not None and (account is None or account == found.account_id):
             return found
     if event.payment_id:
-        row = await arepo.topup_by_payment(conn, event.payment_id)
-        if row is not None:
-            return await topups.get_topup(conn, row.id)
+        return await topups.topup_by_payment(conn, event.payment_id)
     return None
 
 
@@ -90,10 +87,9 @@ async def payment_failed(conn: AsyncConnection, event: ProcessorEvent, now: date
 async def refund_succeeded(conn: AsyncConnection, event: ProcessorEvent, now: datetime) -> object:
     if not event.payment_id or not event.object_id or not event.amount_cents:
         return inbox.IGNORED
-    row = await arepo.topup_by_payment(conn, event.payment_id)
-    if row is None:
+    topup = await topups.topup_by_payment(conn, event.payment_id)
+    if topup is None:
         return inbox.IGNORED
-    topup = await topups.get_topup(conn, row.id)
     await refunds.apply_refund(conn, topup, event.object_id, event.amount_cents, now)
     return None
 
@@ -104,13 +100,13 @@ async def card_saved(conn: AsyncConnection, event: ProcessorEvent, now: datetime
     cards API (or stay `unknown`)."""
     if not event.customer_id or not event.payment_method_id:
         return inbox.IGNORED
-    profile = await arepo.profile_by_customer(conn, event.customer_id)
+    profile = await cards.profile_by_customer(conn, event.customer_id)
     if profile is None:
         return inbox.IGNORED
     account_id = profile.account_id
     await ledger.lock(conn, [account_id])
     try:
-        card = await service.get_card(conn, account_id, event.payment_method_id)
+        card = await cards.get_card(conn, account_id, event.payment_method_id)
         saved = SavedCard(card.payment_method_id, card.brand, card.last4, card.exp_month, card.exp_year)
     except NotFound:
         saved = SavedCard(event.payment_method_id, "unknown", "")
@@ -120,7 +116,11 @@ async def card_saved(conn: AsyncConnection, event: ProcessorEvent, now: datetime
     return None
 
 
-inbox.register("payment.succeeded", payment_succeeded)
-inbox.register("payment.failed", payment_failed)
-inbox.register("refund.succeeded", refund_succeeded)
-inbox.register("card.saved", card_saved)
+def billing_handlers() -> inbox.Handlers:
+    """Billing's handler of each event type it acts on (the wiring the inbox dispatches by)."""
+    return {
+        "payment.succeeded": [payment_succeeded],
+        "payment.failed": [payment_failed],
+        "refund.succeeded": [refund_succeeded],
+        "card.saved": [card_saved],
+    }
