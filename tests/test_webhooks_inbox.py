@@ -237,9 +237,15 @@ def test_inbox_job_retries_a_failed_event_after_backoff(database_url: str) -> No
         try:
             async with db.write() as conn:
                 first = await inbox.receive(conn, "stripe", event, start)
-            too_early = await jobs.run_once(db, ManualClock(start + timedelta(seconds=59)), ["webhook_inbox"])
-            on_time = await jobs.run_once(db, ManualClock(start + timedelta(minutes=1)), ["webhook_inbox"])
-            later = await jobs.run_once(db, ManualClock(start + timedelta(days=1)), ["webhook_inbox"])
+            too_early = await jobs.run_once(
+                support.job_context(db, ManualClock(start + timedelta(seconds=59))), ["webhook_inbox"]
+            )
+            on_time = await jobs.run_once(
+                support.job_context(db, ManualClock(start + timedelta(minutes=1))), ["webhook_inbox"]
+            )
+            later = await jobs.run_once(
+                support.job_context(db, ManualClock(start + timedelta(days=1))), ["webhook_inbox"]
+            )
             async with db.write() as conn:
                 replay = await inbox.receive(conn, "stripe", event, start)
             return [first, str(too_early), str(on_time), str(later), replay]

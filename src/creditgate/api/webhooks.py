@@ -12,43 +12,27 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
 from creditgate.api.responses import JSON, MAX_BODY_BYTES
-from creditgate.api.state import Services, services
-from creditgate.billing import inbox
-from creditgate.errors import NotFound, ValidationError
-from creditgate.payments.gateway import CardProcessor, WebhookSignatureError
+from creditgate.api.state import services
+from creditgate.errors import ValidationError
+from creditgate.workflows import webhooks_in
 
 router = APIRouter(prefix="/webhooks")
-
-PROCESSOR_KEY = "stripe_processor"
-
-
-def stripe_processor(svc: Services) -> CardProcessor:
-    """The app's Stripe processor: the configured one, or one injected in extras by tests."""
-    found: CardProcessor | None = svc.extras.get(PROCESSOR_KEY)
-    if found is not None:
-        return found
-    if svc.processor is None or svc.processor.name != "stripe":
-        raise NotFound("Stripe webhooks are not enabled (set CREDITGATE_PAYMENTS=stripe)")
-    return svc.processor
 
 
 @router.post("/stripe")
 async def stripe_webhook(request: Request) -> Response:
-    svc = services(request)
-    processor = stripe_processor(svc)
-    body = await request.body()
-    if len(body) > MAX_BODY_BYTES:
-        raise ValidationError(f"request body exceeds {MAX_BODY_BYTES} bytes", field="body")
-    try:
-        event = processor.parse_webhook(body, request.headers)
-    except WebhookSignatureError as exc:
-        raise ValidationError(str(exc), field="Stripe-Signature") from exc
-    async with svc.db.write() as conn:
-        outcome = await inbox.receive(conn, processor.name, event, svc.clock())
-    if outcome == "failed":
+    async def read_body() -> bytes:
+        body = await request.body()
+        if len(body) > MAX_BODY_BYTES:
+            raise ValidationError(f"request body exceeds {MAX_BODY_BYTES} bytes", field="body")
+        return body
+
+    received = await webhooks_in.receive_stripe(services(request), read_body, request.headers)
+    if received.outcome == "failed":
         return JSON(
             {"error": {"type": "handler_failed", "message": "stored; it will be processed on retry"}},
             status_code=503,
             headers={"Retry-After": "60"},
         )
-    return JSON({"received": True, "id": event.id, "type": event.type, "status": outcome})
+    event = received.event
+    return JSON({"received": True, "id": event.id, "type": event.type, "status": received.outcome})

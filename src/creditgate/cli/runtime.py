@@ -10,10 +10,13 @@ from typing import Any, TypeVar
 import orjson
 import typer
 
-from creditgate.api.app import prepare_database
+from creditgate.clock import system_clock
 from creditgate.config import Settings
 from creditgate.db import Database
 from creditgate.errors import CreditgateError
+from creditgate.payments.factory import make_processor
+from creditgate.workflows.context import Context
+from creditgate.workflows.database import prepare_database
 
 T = TypeVar("T")
 
@@ -28,9 +31,10 @@ def fail(message: str, code: int = 1) -> None:
     raise typer.Exit(code)
 
 
-def run(work: Callable[[Database], Awaitable[T]]) -> T:
-    """Open the configured database (migrating it if needed), run `work`, and turn
-    creditgate errors into a one-line message and a non-zero exit."""
+def run(work: Callable[[Context], Awaitable[T]]) -> T:
+    """Open the configured database (migrating it if needed), run `work` with the process's
+    Context (its card processor included), and turn creditgate errors into a one-line
+    message and a non-zero exit."""
 
     async def main() -> T:
         settings = Settings.from_env()
@@ -38,7 +42,11 @@ def run(work: Callable[[Database], Awaitable[T]]) -> T:
         try:
             if settings.auto_migrate:
                 await prepare_database(db)
-            return await work(db)
+            ctx = Context(settings=settings, db=db, processor=make_processor(settings, db, system_clock))
+            try:
+                return await work(ctx)
+            finally:
+                await close_processor(ctx)
         finally:
             await db.dispose()
 
@@ -48,3 +56,10 @@ def run(work: Callable[[Database], Awaitable[T]]) -> T:
         where = f" ({exc.field})" if exc.field else ""
         typer.echo(f"error: {exc.message}{where}", err=True)
         sys.exit(2 if exc.status < 500 else 1)
+
+
+async def close_processor(ctx: Context) -> None:
+    """Close the processor's connection pool, if it has one (Stripe)."""
+    close = getattr(ctx.processor, "aclose", None)
+    if close is not None:
+        await close()

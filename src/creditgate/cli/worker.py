@@ -13,13 +13,13 @@ import signal
 import typer
 
 from creditgate import jobs
-from creditgate.api.app import prepare_database
-from creditgate.cli.runtime import emit, fail
+from creditgate.cli.runtime import close_processor, emit, fail
 from creditgate.clock import system_clock
 from creditgate.config import Settings
 from creditgate.db import Database
 from creditgate.payments.factory import make_processor
-from creditgate.payments.gateway import CardProcessor
+from creditgate.workflows.context import Context
+from creditgate.workflows.database import prepare_database
 
 log = logging.getLogger("creditgate.worker")
 
@@ -39,9 +39,9 @@ def worker(
     if interval <= 0:
         fail("--interval must be > 0", 2)
     names = list(job) if job else None
-    unknown = sorted(set(names or ()) - set(jobs.JOBS))
+    unknown = sorted(set(names or ()) - set(jobs.NAMES))
     if unknown:
-        fail(f"unknown job(s): {', '.join(unknown)}; known: {', '.join(jobs.JOBS)}", 2)
+        fail(f"unknown job(s): {', '.join(unknown)}; known: {', '.join(jobs.NAMES)}", 2)
     try:
         settings = Settings.from_env()
     except ValueError as exc:
@@ -52,18 +52,21 @@ def worker(
         try:
             if settings.auto_migrate:
                 await prepare_database(db)
-            processor = make_processor(settings, db, system_clock)
-            if once:
-                return await jobs.run_once(db, system_clock, names, processor=processor)
-            log.info(
-                "worker started: database %s, jobs %s, every %ss",
-                db.dialect,
-                ", ".join(names or jobs.JOBS),
-                interval,
-            )
-            await _until_stopped(db, names, interval, processor)
-            log.info("worker stopped")
-            return None
+            ctx = Context(settings=settings, db=db, processor=make_processor(settings, db, system_clock))
+            try:
+                if once:
+                    return await jobs.run_once(ctx, names)
+                log.info(
+                    "worker started: database %s, jobs %s, every %ss",
+                    db.dialect,
+                    ", ".join(names or jobs.NAMES),
+                    interval,
+                )
+                await _until_stopped(ctx, names, interval)
+                log.info("worker stopped")
+                return None
+            finally:
+                await close_processor(ctx)
         finally:
             await db.dispose()
 
@@ -74,9 +77,7 @@ def worker(
             raise typer.Exit(1)
 
 
-async def _until_stopped(
-    db: Database, names: list[str] | None, interval: float, processor: CardProcessor
-) -> None:
+async def _until_stopped(ctx: Context, names: list[str] | None, interval: float) -> None:
     """Passes every `interval` seconds until SIGINT/SIGTERM; a pass in flight is cancelled
     (its transaction rolls back, its leases expire)."""
     loop = asyncio.get_running_loop()
@@ -84,14 +85,7 @@ async def _until_stopped(
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
 
-    async def passes() -> None:
-        if names is None:
-            await jobs.run_forever(db, system_clock, interval, processor=processor)
-        while True:
-            await jobs.run_once(db, system_clock, names, processor=processor)
-            await asyncio.sleep(interval)
-
-    task = asyncio.create_task(passes())
+    task = asyncio.create_task(jobs.run_forever(ctx, interval, names))
     await stop.wait()
     task.cancel()
     with contextlib.suppress(asyncio.CancelledError):
