@@ -13,6 +13,7 @@ from alembic.script import ScriptDirectory
 # import every models module so metadata knows every table
 from creditgate.accounts import models as _accounts  # noqa: F401
 from creditgate.billing import inbox_models as _inbox  # noqa: F401
+from creditgate.billing import invoice_models as _invoice  # noqa: F401
 from creditgate.billing import models as _billing  # noqa: F401
 from creditgate.config import normalize_database_url
 from creditgate.db import Database, metadata

@@ -118,3 +118,32 @@ class Settings:
     def base_url(self) -> str:
         """Where this server is reachable, for links such as invoice PDFs."""
         return self.public_url or f"http://{self.host}:{self.port}"
+
+    # --- Invoices: seller identity, tax and PDF fonts (issue 12 item 8) -------------------
+    # Read from the environment when not given (as pydantic-settings does), so from_env()
+    # needs no line for them. Port as: CREDITGATE_SELLER_NAME (str, "creditgate"),
+    # CREDITGATE_SELLER_ADDRESS (str | None; lines separated by newlines or a literal "\\n"),
+    # CREDITGATE_SELLER_TAX_ID (str | None), CREDITGATE_TAX_RATE_BPS (int 0..10000, 0),
+    # CREDITGATE_TAX_NAME (str, "Tax"), CREDITGATE_INVOICE_EXTRA_FONTS (os.pathsep-separated
+    # TTF/OTF paths, e.g. a Noto Sans CJK file, used for characters Noto Sans lacks; none).
+    seller_name: str = field(default_factory=lambda: os.environ.get("CREDITGATE_SELLER_NAME") or "creditgate")
+    seller_address: str | None = field(
+        default_factory=lambda: os.environ.get("CREDITGATE_SELLER_ADDRESS") or None
+    )
+    seller_tax_id: str | None = field(
+        default_factory=lambda: os.environ.get("CREDITGATE_SELLER_TAX_ID") or None
+    )
+    tax_rate_bps: int = field(default_factory=lambda: _int("CREDITGATE_TAX_RATE_BPS", 0))
+    tax_name: str = field(default_factory=lambda: os.environ.get("CREDITGATE_TAX_NAME") or "Tax")
+    invoice_extra_fonts: tuple[str, ...] = field(
+        default_factory=lambda: tuple(
+            p for p in os.environ.get("CREDITGATE_INVOICE_EXTRA_FONTS", "").split(os.pathsep) if p
+        )
+    )
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.tax_rate_bps <= 10_000:
+            raise ValueError("CREDITGATE_TAX_RATE_BPS must be between 0 and 10000 (basis points)")
+        for path in self.invoice_extra_fonts:
+            if not Path(path).is_file():
+                raise ValueError(f"CREDITGATE_INVOICE_EXTRA_FONTS: no such font file {path!r}")

@@ -13,6 +13,7 @@ from creditgate.api import (
     admin,
     admin_autotopup,
     admin_billing,
+    admin_billing_info,
     admin_webhooks,
     cloudflare,
     errors,
@@ -72,6 +73,7 @@ def create_app(
     app.include_router(admin_webhooks.router)
     app.include_router(webhooks.router)
     app.include_router(admin_billing.router)
+    app.include_router(admin_billing_info.router)
     app.include_router(admin_autotopup.router)
     app.include_router(cloudflare.router)
     app.include_router(invoices.router)

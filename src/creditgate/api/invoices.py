@@ -13,9 +13,8 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
 from creditgate.api.state import services
-from creditgate.billing import invoices, statements
-from creditgate.billing.pdf import render_invoice_pdf
-from creditgate.ledger import service as ledger
+from creditgate.billing import documents, invoices
+from creditgate.billing.pdf import render
 
 router = APIRouter(prefix="/v1/billing")
 
@@ -26,9 +25,8 @@ async def invoice_pdf(request: Request, invoice_id: str) -> Response:
     key = request.query_params.get("key", "")
     async with svc.db.read() as conn:
         invoice = await invoices.invoice_for_download(conn, invoice_id, key)
-        account = await ledger.get_account(conn, invoice.account_id)
-        lines = await statements.pdf_lines(conn, invoice)
-    pdf = await asyncio.to_thread(render_invoice_pdf, invoice, account.name, "creditgate", lines)
+        document = await documents.document(conn, invoice, svc.settings)
+    pdf = await asyncio.to_thread(render, document)
     return Response(
         pdf,
         media_type="application/pdf",

@@ -27,9 +27,9 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from creditgate.billing import autotopup_repo as arepo
+from creditgate.billing import numbering
 from creditgate.billing import repository as repo
 from creditgate.billing.invoices import Invoice, month_bounds
-from creditgate.billing.topups import invoice_number
 from creditgate.errors import Conflict, NotFound
 from creditgate.ids import new_id, new_secret
 from creditgate.ledger import service as ledger
@@ -125,7 +125,7 @@ async def _issue(
         {
             "id": invoice_id,
             "account_id": account_id,
-            "number": invoice_number(account_id, await repo.count_invoices(conn, account_id) + 1),
+            "number": await numbering.next_invoice_number(conn, account_id),
             "status": status,
             "origin": ORIGIN,
             "currency": "usd",
@@ -169,13 +169,22 @@ async def pdf_lines(conn: AsyncConnection, invoice: Invoice) -> list[tuple[str, 
         events = line["events"]
         text = (
             f"{line['provider']}/{line['model']}: {events:,} request{'' if events == 1 else 's'}, "
-            f"{line['input_tokens']:,} in / {line['output_tokens']:,} out tokens"
+            f"{line['input_tokens']:,} input tokens ({line.get('cached_tokens', 0):,} cached), "
+            f"{line['output_tokens']:,} output tokens"
         )
         rows.append((text, to_whole_cents(line["cost"])))
     total, due = int(statement.total), int(statement.due)
     rows.append(("Subtotal (usage)", to_whole_cents(total)))
     rows.append(("Paid from prepaid credit", to_whole_cents(due) - to_whole_cents(total)))
     return rows
+
+
+async def period_of(conn: AsyncConnection, invoice: Invoice) -> tuple[datetime, datetime] | None:
+    """The [start, end) billing period of a statement invoice; None for any other invoice."""
+    if invoice.origin != ORIGIN:
+        return None
+    statement = await arepo.statement_of_invoice(conn, invoice.id)
+    return None if statement is None else (statement.period_start, statement.period_end)
 
 
 async def mark_paid(conn: AsyncConnection, account_id: str, invoice_id: str, now: datetime) -> None:

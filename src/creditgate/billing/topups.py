@@ -20,7 +20,6 @@ first attempt with neither is a new purchase, however like an earlier one it loo
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -28,7 +27,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from creditgate.billing import autotopup_repo as arepo
-from creditgate.billing import autotopup_state, service
+from creditgate.billing import autotopup_state, numbering, service
 from creditgate.billing import repository as repo
 from creditgate.errors import Conflict, NotFound, ValidationError
 from creditgate.ids import new_id, new_secret
@@ -92,12 +91,6 @@ def _topup(row: Any) -> Topup:
     )
 
 
-def invoice_number(account_id: str, seq: int) -> str:
-    """Stripe-style `PREFIX-0001`: a stable per-account prefix and a per-account sequence."""
-    prefix = hashlib.sha256(account_id.encode()).hexdigest()[:8].upper()
-    return f"{prefix}-{seq:04d}"
-
-
 async def begin_topup(
     conn: AsyncConnection,
     account_id: str,
@@ -133,14 +126,13 @@ async def begin_topup(
     )
     if earlier is not None:
         return earlier, False
-    seq = await repo.count_invoices(conn, account_id) + 1
     invoice_id, topup_id = new_id("in"), new_id("tu")
     await repo.insert_invoice(
         conn,
         {
             "id": invoice_id,
             "account_id": account_id,
-            "number": invoice_number(account_id, seq),
+            "number": await numbering.next_invoice_number(conn, account_id),
             "status": "open",
             "origin": origin,
             "currency": "usd",

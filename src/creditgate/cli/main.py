@@ -9,6 +9,7 @@ import typer
 
 from creditgate.cli import worker as worker_cli
 from creditgate.cli.billing import autotopup_app, topups_app
+from creditgate.cli.billing_info import billing_info_app
 from creditgate.cli.cards import cards_app, sandbox_app
 from creditgate.cli.runtime import emit, fail, run
 from creditgate.config import Settings
@@ -32,6 +33,7 @@ app.add_typer(cards_app, name="cards")
 app.add_typer(sandbox_app, name="sandbox")
 app.add_typer(topups_app, name="topups")
 app.add_typer(autotopup_app, name="autotopup")
+app.add_typer(billing_info_app, name="billing-info")
 
 
 @app.command()
