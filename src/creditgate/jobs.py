@@ -1,5 +1,5 @@
 """Periodic, idempotent background work. `creditgate serve` runs it in-process; `creditgate
-worker` runs it alone. Each job does one bounded pass with the process's Context and returns
+worker` runs it alone. Each job is one workflow pass over the process's Context that returns
 how many items it handled; a job must be safe with two runners at once. The jobs are wired
 explicitly, in the order a pass runs them, in `JOBS`."""
 
@@ -10,14 +10,11 @@ import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
-from creditgate.billing import handlers, inbox
-from creditgate.clock import Clock
-from creditgate.db import Database
-from creditgate.ledger import service as ledger
-from creditgate.limits import service as limits
-from creditgate.notify import delivery
-from creditgate.workflows import statements, topup
+from creditgate.billing import handlers
+from creditgate.workflows import statements, topup, webhooks_in
 from creditgate.workflows.context import Context
+from creditgate.workflows.expiry import expire_grants, expire_holds, prune_spend_buckets
+from creditgate.workflows.webhooks_out import deliver_webhooks
 
 log = logging.getLogger("creditgate.jobs")
 assert handlers  # imported so a worker without the app still dispatches webhook events
@@ -55,70 +52,14 @@ async def run_forever(ctx: Context, interval: float = 5.0, names: Sequence[str] 
         await asyncio.sleep(interval)
 
 
-async def expire_holds(db: Database, clock: Clock) -> int:
-    """Release holds past their TTL, in batches (two runners never take the same hold)."""
-    total = 0
-    for _ in range(100):  # bounded: at most 50,000 holds per pass
-        async with db.write() as conn:
-            done = await limits.expire(conn, clock(), batch=500)
-        total += done
-        if done < 500:
-            break
-    return total
-
-
-async def prune_spend_buckets(db: Database, clock: Clock) -> int:
-    """Drop per-minute spend older than any spending-limit window can reach."""
-    async with db.write() as conn:
-        return await limits.prune_spend(conn, clock())
-
-
-async def deliver_webhooks(db: Database, clock: Clock, *, batch: int = 32, max_batches: int = 20) -> int:
-    """Send due outgoing webhooks: claim a batch under a lease (committed), POST them, then
-    record every attempt and schedule retries. Keeps going while batches come back full."""
-    sent = 0
-    for _ in range(max_batches):
-        async with db.write() as conn:
-            claimed = await delivery.claim(conn, clock(), limit=batch)
-        if not claimed:
-            break
-        results = await delivery.send_all(claimed, clock)
-        async with db.write() as conn:
-            for item, result in zip(claimed, results, strict=True):
-                await delivery.record(conn, item, result, clock())
-        sent += len(claimed)
-        if len(claimed) < batch:
-            break
-    return sent
-
-
-async def retry_webhook_inbox(db: Database, clock: Clock) -> int:
-    """Dispatch again the incoming processor events whose handler failed."""
-    async with db.write() as conn:
-        return await inbox.retry_due(conn, clock())
-
-
-async def expire_grants(db: Database, clock: Clock) -> int:
-    """Post the expiry entry (the unused remainder, possibly 0) of every grant whose
-    `expires_at` has passed; one account per transaction, under its row lock. A second
-    runner finds the `expiry:<id>` ref already posted and posts nothing."""
-    now = clock()
-    async with db.read() as conn:
-        due = await ledger.grants_due_to_expire(conn, now)
-    posted = 0
-    for account_id, grant_ids in due.items():
-        async with db.write() as conn:
-            posted += await ledger.expire_grants(conn, account_id, grant_ids, now)
-    return posted
-
-
 JOBS: tuple[Job, ...] = (
     Job("expire_holds", lambda ctx: expire_holds(ctx.db, ctx.clock)),
     Job("prune_spend_buckets", lambda ctx: prune_spend_buckets(ctx.db, ctx.clock)),
     Job("deliver_webhooks", lambda ctx: deliver_webhooks(ctx.db, ctx.clock)),
-    Job("webhook_inbox", lambda ctx: retry_webhook_inbox(ctx.db, ctx.clock)),
-    Job("auto_topups", lambda ctx: topup.run_auto_topups(ctx)),
-    Job("close_periods", lambda ctx: statements.close_periods(ctx)),
+    Job("webhook_inbox", webhooks_in.retry_failed),
+    Job("auto_topups", topup.run_auto_topups),
+    Job("close_periods", statements.close_periods),
     Job("expire_grants", lambda ctx: expire_grants(ctx.db, ctx.clock)),
 )
 NAMES: tuple[str, ...] = tuple(job.name for job in JOBS)
+__all__ = ["JOBS", "NAMES", "Job", "deliver_webhooks", "expire_grants", "run_forever", "run_once"]

@@ -39,3 +39,9 @@ async def receive_stripe(
     async with ctx.db.write() as conn:
         outcome = await inbox.receive(conn, processor.name, event, ctx.clock())
     return Received(event, outcome)
+
+
+async def retry_failed(ctx: Context) -> int:
+    """Dispatch again the stored events whose handler failed and are due for a retry."""
+    async with ctx.db.write() as conn:
+        return await inbox.retry_due(conn, ctx.clock())
