@@ -3,6 +3,7 @@ all go through `workflows.topup.charge_topup` (on session, on session, off sessi
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -90,3 +91,22 @@ def test_admin_topup_honours_its_key_validates_and_reports_declines(w: World) ->
         r = c.post(f"/admin/v1/accounts/{declined}/topups", json={"amount": 1200})
     assert r.status_code == 402 and "card_declined" in r.text
     assert support.balance_units(w.server, declined) == 0
+
+
+def test_cli_topups_create_charges_once_per_purchase_and_once_per_key(w: World, tmp_path: Path) -> None:
+    account = support.create_account(w.server)
+
+    def run(*args: str, check: bool = True) -> Any:
+        return support.cli(w.url, *args, data_dir=tmp_path, check=check)
+
+    run("cards", "add", account, "4242424242424242")
+    made = [json.loads(run("topups", "create", account, "1500").stdout) for _ in range(2)]
+    assert made[0]["id"] != made[1]["id"] and {t["status"] for t in made} == {"completed"}
+    keyed = [
+        json.loads(run("topups", "create", account, "1500", "--idempotency-key", "cli-1").stdout)
+        for _ in range(2)
+    ]
+    assert keyed[0]["id"] == keyed[1]["id"]
+    assert run("topups", "create", account, "1", check=False).returncode == 2
+    assert sandbox_charges(w.url, account) == 3
+    assert support.balance_units(w.server, account) == cents(3 * 1500)
