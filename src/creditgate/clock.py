@@ -43,4 +43,7 @@ def parse_iso(value: str) -> datetime:
     moment = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
     if moment.tzinfo is None:
         raise ValueError("timestamp needs a timezone, e.g. 2027-01-01T00:00:00Z")
-    return moment.astimezone(UTC)
+    try:
+        return moment.astimezone(UTC)
+    except OverflowError:  # e.g. 9999-12-31T23:59:59-23:59 is past the year 9999 in UTC
+        raise ValueError("timestamp is out of range (it must fall in the years 1-9999 in UTC)") from None

@@ -6,12 +6,12 @@ import re
 import secrets
 import uuid
 
-_ACCOUNT_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$")
+_ACCOUNT_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}")
 
 
 def is_valid_account_id(value: object) -> bool:
     """Cloudflare-style 32-hex ids, xAI-style UUIDs and any similar slug of up to 64 chars."""
-    return isinstance(value, str) and bool(_ACCOUNT_ID.match(value))
+    return isinstance(value, str) and _ACCOUNT_ID.fullmatch(value) is not None
 
 
 def new_id(prefix: str) -> str:

@@ -33,13 +33,15 @@ def div_round_half_up(numerator: int, denominator: int) -> int:
     return q if numerator >= 0 else -q
 
 
-def parse_usd(text: str) -> Units:
+def parse_usd(text: str, *, strip: bool = True) -> Units:
     """Parse a plain decimal USD string ("0.0123", "-5", ".5") into units, exactly, with
     integer arithmetic only. No exponents, underscores or non-ASCII digits; at most 9
-    decimal places (trailing zeros beyond that are fine). Raises ValueError."""
+    decimal places (trailing zeros beyond that are fine). Surrounding whitespace is dropped
+    (price files) unless `strip=False` (API fields, where only the decimal itself is valid).
+    Raises ValueError."""
     if not isinstance(text, str):
         raise ValueError("must be a decimal string")
-    s = text.strip()
+    s = text.strip() if strip else text
     match = _DECIMAL.fullmatch(s) if len(s) <= MAX_DECIMAL_CHARS else None
     if match is None or not (match[2] or match[3]):
         raise ValueError('must be a decimal string such as "1.50"')

@@ -2,7 +2,8 @@
 
 The key is claimed first, inside the write's own transaction: a concurrent request with the
 same key waits on the unique index until the first commits, then replays its response. Same
-key + same request replays; the same key with another request is a Conflict.
+key + same request replays; the same key with another request is a Conflict. Keys are per
+account, as Stripe scopes them: the same key on two accounts names two requests.
 """
 
 from __future__ import annotations
@@ -35,15 +36,17 @@ def check_key(key: str) -> None:
 
 
 async def claim(
-    conn: AsyncConnection, scope: str, key: str, req_hash: str, now: datetime
+    conn: AsyncConnection, account_id: str, scope: str, key: str, req_hash: str, now: datetime
 ) -> StoredResponse | None:
-    """Claim the key for this request. Returns None when the caller should do the work, or
-    the stored response to replay. Raises Conflict when the key belongs to another request."""
-    row = await repo.get_idempotency(conn, scope, key)
+    """Claim the account's key for this request. Returns None when the caller should do the
+    work, or the stored response to replay. Raises Conflict when the key belongs to another
+    request of the same account."""
+    row = await repo.get_idempotency(conn, account_id, scope, key)
     if row is None:
         inserted = await repo.insert_idempotency(
             conn,
             {
+                "account_id": account_id,
                 "scope": scope,
                 "key": key,
                 "request_hash": req_hash,
@@ -54,7 +57,7 @@ async def claim(
         )
         if inserted:
             return None
-        row = await repo.get_idempotency(conn, scope, key)
+        row = await repo.get_idempotency(conn, account_id, scope, key)
     if row is None or row.status_code == _PENDING:
         raise Conflict("a request with this Idempotency-Key is in progress", field="Idempotency-Key")
     if row.request_hash != req_hash:
@@ -62,6 +65,8 @@ async def claim(
     return StoredResponse(int(row.status_code), row.response)
 
 
-async def finish(conn: AsyncConnection, scope: str, key: str, response: StoredResponse) -> None:
+async def finish(
+    conn: AsyncConnection, account_id: str, scope: str, key: str, response: StoredResponse
+) -> None:
     """Record the response, in the same transaction as the write it describes."""
-    await repo.complete_idempotency(conn, scope, key, str(response.status_code), response.body)
+    await repo.complete_idempotency(conn, account_id, scope, key, str(response.status_code), response.body)

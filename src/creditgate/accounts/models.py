@@ -21,6 +21,7 @@ tokens = Table(
 idempotency_keys = Table(
     "idempotency_keys",
     metadata,
+    Column("account_id", String(64), primary_key=True),  # keys are per account, as Stripe's are
     Column("scope", String(64), primary_key=True),
     Column("key", String(255), primary_key=True),
     Column("request_hash", String(64), nullable=False),

@@ -35,8 +35,13 @@ async def revoke_token(conn: AsyncConnection, account_id: str, token_id: str, no
     return int(result.rowcount)
 
 
-async def get_idempotency(conn: AsyncConnection, scope: str, key: str) -> Any:
-    stmt = select(idempotency_keys).where(idempotency_keys.c.scope == scope, idempotency_keys.c.key == key)
+def _idempotency_key(account_id: str, scope: str, key: str) -> Any:
+    c = idempotency_keys.c
+    return (c.account_id == account_id) & (c.scope == scope) & (c.key == key)
+
+
+async def get_idempotency(conn: AsyncConnection, account_id: str, scope: str, key: str) -> Any:
+    stmt = select(idempotency_keys).where(_idempotency_key(account_id, scope, key))
     return (await conn.execute(stmt)).first()
 
 
@@ -51,10 +56,10 @@ async def insert_idempotency(conn: AsyncConnection, row: dict[str, Any]) -> bool
 
 
 async def complete_idempotency(
-    conn: AsyncConnection, scope: str, key: str, status_code: str, body: str
+    conn: AsyncConnection, account_id: str, scope: str, key: str, status_code: str, body: str
 ) -> None:
     await conn.execute(
         idempotency_keys.update()
-        .where(idempotency_keys.c.scope == scope, idempotency_keys.c.key == key)
+        .where(_idempotency_key(account_id, scope, key))
         .values(status_code=status_code, response=body)
     )

@@ -126,7 +126,7 @@ async def grant_credits(request: Request, account_id: str) -> Response:
     async def work(conn: AsyncConnection) -> tuple[int, Any]:
         return 201, entry_view(await grants.post(conn, grant, now))
 
-    return await idempotent.run(request, "operator", work)
+    return await idempotent.run(request, account_id, "operator", work)
 
 
 @router.post("/accounts/{account_id}/adjustments")
@@ -144,7 +144,7 @@ async def adjust(request: Request, account_id: str) -> Response:
     async def work(conn: AsyncConnection) -> tuple[int, Any]:
         return 201, entry_view(await grants.post(conn, adjustment, now))
 
-    return await idempotent.run(request, "operator", work)
+    return await idempotent.run(request, account_id, "operator", work)
 
 
 @router.get("/accounts/{account_id}/ledger")

@@ -18,7 +18,7 @@ from fastapi.responses import Response
 
 from creditgate.accounts import idempotency
 from creditgate.api.admin import operator
-from creditgate.api.responses import JSON, read_object
+from creditgate.api.responses import JSON, read_body, read_object
 from creditgate.api.state import services
 from creditgate.errors import ValidationError
 from creditgate.views import auto_topup_view, refund_view, topup_view
@@ -121,7 +121,7 @@ async def get_topup(request: Request, account_id: str, topup_id: str) -> Respons
 async def refund(request: Request, account_id: str, topup_id: str) -> Response:
     """Refund a completed top-up and take its credit back out of the ledger. Without `amount`
     everything not yet refunded is refunded, so repeating the call refunds nothing more."""
-    body = await read_object(request, allowed={"amount", "reason"}) if await request.body() else {}
+    body = await read_object(request, allowed={"amount", "reason"}) if await read_body(request) else {}
     reason = body.get("reason")
     if reason is not None and (not isinstance(reason, str) or len(reason) > 500):
         raise ValidationError("reason must be a string of at most 500 characters", field="reason")

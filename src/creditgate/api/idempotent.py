@@ -11,15 +11,16 @@ from fastapi.responses import Response
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from creditgate.accounts import idempotency
-from creditgate.api.responses import JSON
+from creditgate.api.responses import JSON, read_body
 from creditgate.api.state import services
 
 Work = Callable[[AsyncConnection], Awaitable[tuple[int, Any]]]
 
 
-async def run(request: Request, scope: str, work: Work) -> Response:
-    """Do `work` in one write transaction. With an Idempotency-Key, a replay of the same
-    request returns the stored response and a different request with the key gets 409."""
+async def run(request: Request, account_id: str, scope: str, work: Work) -> Response:
+    """Do `work` for `account_id` in one write transaction. With an Idempotency-Key (scoped to
+    the account), a replay of the same request returns the stored response and a different
+    request with the key gets 409."""
     svc = services(request)
     key = request.headers.get("idempotency-key")
     async with svc.db.write() as conn:
@@ -27,8 +28,8 @@ async def run(request: Request, scope: str, work: Work) -> Response:
             status, body = await work(conn)
             return JSON(body, status_code=status)
         idempotency.check_key(key)
-        req_hash = idempotency.request_hash(request.method, request.url.path, await request.body())
-        stored = await idempotency.claim(conn, scope, key, req_hash, svc.clock())
+        req_hash = idempotency.request_hash(request.method, request.url.path, await read_body(request))
+        stored = await idempotency.claim(conn, account_id, scope, key, req_hash, svc.clock())
         if stored is not None:
             return Response(
                 stored.body,
@@ -38,6 +39,6 @@ async def run(request: Request, scope: str, work: Work) -> Response:
             )
         status, body = await work(conn)
         await idempotency.finish(
-            conn, scope, key, idempotency.StoredResponse(status, orjson.dumps(body).decode())
+            conn, account_id, scope, key, idempotency.StoredResponse(status, orjson.dumps(body).decode())
         )
     return JSON(body, status_code=status)

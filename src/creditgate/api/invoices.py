@@ -2,7 +2,8 @@
 
 The link is a capability, like Stripe's hosted invoice URLs: each invoice has its own random
 key (24 bytes), so a link opens in a browser without a token and cannot be guessed or
-turned into another account's invoice. A wrong or missing key is a plain 404.
+turned into another account's invoice. A wrong or missing key is a plain 404; a repeated
+one is a 400.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from fastapi.responses import Response
 from creditgate.api.state import services
 from creditgate.billing import documents, invoices
 from creditgate.billing.pdf import render
+from creditgate.errors import ValidationError
 
 router = APIRouter(prefix="/v1/billing")
 
@@ -22,7 +24,10 @@ router = APIRouter(prefix="/v1/billing")
 @router.get("/invoices/{invoice_id}/pdf")
 async def invoice_pdf(request: Request, invoice_id: str) -> Response:
     svc = services(request)
-    key = request.query_params.get("key", "")
+    keys = request.query_params.getlist("key")
+    if len(keys) > 1:  # `?key=x&key=<real>`: a proxy and we must not read different keys
+        raise ValidationError("key must be given once", field="key")
+    key = keys[0] if keys else ""
     async with svc.db.read() as conn:
         invoice = await invoices.invoice_for_download(conn, invoice_id, key)
         document = await documents.document(conn, invoice, svc.settings)

@@ -11,9 +11,8 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
-from creditgate.api.responses import JSON, MAX_BODY_BYTES
+from creditgate.api.responses import JSON, read_body
 from creditgate.api.state import services
-from creditgate.errors import ValidationError
 from creditgate.workflows import webhooks_in
 
 router = APIRouter(prefix="/webhooks")
@@ -21,13 +20,10 @@ router = APIRouter(prefix="/webhooks")
 
 @router.post("/stripe")
 async def stripe_webhook(request: Request) -> Response:
-    async def read_body() -> bytes:
-        body = await request.body()
-        if len(body) > MAX_BODY_BYTES:
-            raise ValidationError(f"request body exceeds {MAX_BODY_BYTES} bytes", field="body")
-        return body
+    async def body() -> bytes:
+        return await read_body(request)  # a 413 after at most MAX_BODY_BYTES
 
-    received = await webhooks_in.receive_stripe(services(request), read_body, request.headers)
+    received = await webhooks_in.receive_stripe(services(request), body, request.headers)
     if received.outcome == "failed":
         return JSON(
             {"error": {"type": "handler_failed", "message": "stored; it will be processed on retry"}},

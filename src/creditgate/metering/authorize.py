@@ -92,7 +92,7 @@ def parse_authorize(raw: Any) -> AuthorizeRequest:
                 'estimated_cost_usd must be a decimal string such as "0.01"', field="estimated_cost_usd"
             )
         try:
-            estimate = parse_usd(text)
+            estimate = parse_usd(text, strip=False)
         except ValueError as exc:
             raise ValidationError(f"estimated_cost_usd {exc}", field="estimated_cost_usd") from exc
         if estimate < 0:

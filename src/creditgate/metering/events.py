@@ -115,7 +115,7 @@ def parse_event(raw: Any, now: datetime) -> UsageEvent:
         if not isinstance(cost, str):
             raise ValidationError('cost_usd must be a decimal string such as "0.0012"', field="cost_usd")
         try:
-            cost_override = parse_usd(cost)
+            cost_override = parse_usd(cost, strip=False)
         except ValueError as exc:
             raise ValidationError(f"cost_usd {exc}", field="cost_usd") from exc
         if not 0 <= cost_override <= MAX_EVENT_COST:

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Literal, Protocol
+from typing import Any, Literal, Protocol
+
+import orjson
 
 ChargeStatus = Literal["succeeded", "requires_action", "failed"]
 
@@ -89,6 +91,61 @@ class ProcessorEvent:
 
 class WebhookSignatureError(Exception):
     """The webhook's signature did not verify; answer 400 and process nothing."""
+
+
+class WebhookEventError(WebhookSignatureError):
+    """A verified webhook whose body is not an event (not a JSON object, or without a usable
+    id or type); answer 400 naming the body and store nothing."""
+
+
+MAX_EVENT_ID = 255  # webhook_inbox.event_id
+
+
+@dataclass(frozen=True)
+class EventEnvelope:
+    """The parts every processor's webhook event has: its id, its type and its data object."""
+
+    id: str
+    type: str
+    data: Mapping[str, Any]
+
+
+def event_envelope(payload: bytes) -> EventEnvelope:
+    """The envelope of a verified webhook body, or WebhookEventError: the inbox stores an
+    event under its id, so an event without one (or a body that is no event) is refused."""
+    try:
+        event = orjson.loads(payload)
+    except orjson.JSONDecodeError as exc:
+        raise WebhookEventError(f"the webhook body is not an event (not JSON: {exc})") from exc
+    if not isinstance(event, dict):
+        raise WebhookEventError("the webhook body is not an event (a JSON object)")
+    if _has_nul(event):
+        raise WebhookEventError("the webhook event holds the NUL character (\\u0000)")
+    event_id, raw_type, data = event.get("id"), event.get("type"), event.get("data")
+    if not isinstance(event_id, str) or not 1 <= len(event_id) <= MAX_EVENT_ID or not event_id.isprintable():
+        raise WebhookEventError(
+            f"the webhook event needs an id: a string of 1-{MAX_EVENT_ID} printable characters"
+        )
+    if not isinstance(raw_type, str) or not raw_type or not raw_type.isprintable():
+        raise WebhookEventError("the webhook event needs a type: a non-empty string")
+    if data is not None and not isinstance(data, dict):
+        raise WebhookEventError("the webhook event's data must be a JSON object")
+    return EventEnvelope(event_id, raw_type, data or {})
+
+
+def _has_nul(value: Any) -> bool:
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            if "\x00" in item:
+                return True
+        elif isinstance(item, dict):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    return False
 
 
 class ProcessorUnavailable(Exception):

@@ -48,7 +48,9 @@ from creditgate.payments.gateway import (
     RefundResult,
     SavedCard,
     SetupSession,
+    WebhookEventError,
     WebhookSignatureError,
+    event_envelope,
 )
 from creditgate.payments.sandbox_tables import cards, customers, payments, refunds
 
@@ -291,20 +293,22 @@ class SandboxProcessor:
         lowered = {k.lower(): v for k, v in headers.items()}
         if not hmac.compare_digest(lowered.get(SIGNATURE_HEADER, ""), sign_webhook(payload)):
             raise WebhookSignatureError("sandbox webhook signature does not match")
-        try:
-            event = orjson.loads(payload)
-            data = event.get("data") or {}
-            raw_type = str(event["type"])
-            return ProcessorEvent(
-                id=str(event["id"]),
-                type=raw_type if raw_type in EVENT_TYPES else "other",
-                payment_id=data.get("payment_id"),
-                metadata={str(k): str(v) for k, v in (data.get("metadata") or {}).items()},
-                failure_message=data.get("failure_message"),
-                raw_type=raw_type,
-            )
-        except (orjson.JSONDecodeError, KeyError, AttributeError, TypeError) as exc:
-            raise WebhookSignatureError(f"malformed sandbox event: {exc}") from exc
+        envelope = event_envelope(payload)
+        data = envelope.data
+        payment_id, metadata = data.get("payment_id"), data.get("metadata")
+        failure = data.get("failure_message")
+        if payment_id is not None and not isinstance(payment_id, str):
+            raise WebhookEventError("malformed sandbox event: data.payment_id must be a string")
+        if metadata is not None and not isinstance(metadata, dict):
+            raise WebhookEventError("malformed sandbox event: data.metadata must be an object")
+        return ProcessorEvent(
+            id=envelope.id,
+            type=envelope.type if envelope.type in EVENT_TYPES else "other",
+            payment_id=payment_id,
+            metadata={str(k): str(v) for k, v in (metadata or {}).items()},
+            failure_message=None if failure is None else str(failure),
+            raw_type=envelope.type,
+        )
 
     # Sandbox-only operations ---------------------------------------------------------------
 

@@ -29,7 +29,9 @@ from creditgate.payments.gateway import (
     RefundResult,
     SavedCard,
     SetupSession,
+    WebhookEventError,
     WebhookSignatureError,
+    event_envelope,
 )
 
 if TYPE_CHECKING:
@@ -315,14 +317,18 @@ class StripeProcessor:
         if not signature:
             raise WebhookSignatureError("missing Stripe-Signature header")
         try:
-            event = self._client.construct_event(payload, signature, self._webhook_secret)
+            stripe.WebhookSignature.verify_header(
+                payload, signature, self._webhook_secret, stripe.Webhook.DEFAULT_TOLERANCE
+            )
         except stripe.SignatureVerificationError as exc:
             raise WebhookSignatureError("the Stripe-Signature did not verify") from exc
-        except ValueError as exc:  # a verified body that is not a JSON event
-            raise WebhookSignatureError("the webhook body is not a Stripe event") from exc
-        data = _plain(event)
-        obj = _plain((data.get("data") or {}).get("object"))
-        return normalize_event(str(data.get("id") or ""), str(data.get("type") or ""), obj)
+        except UnicodeDecodeError as exc:
+            raise WebhookEventError("the webhook body is not a Stripe event (not UTF-8)") from exc
+        # Parsed by us, not the SDK: a verified body that is no event ([1,2], or an event
+        # without an id) is a WebhookEventError, never a crash or an event stored under "".
+        envelope = event_envelope(payload)
+        obj = envelope.data.get("object")
+        return normalize_event(envelope.id, envelope.type, obj if isinstance(obj, Mapping) else {})
 
 
 def normalize_event(event_id: str, raw_type: str, obj: Mapping[str, Any]) -> ProcessorEvent:

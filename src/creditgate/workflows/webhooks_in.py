@@ -8,7 +8,12 @@ from dataclasses import dataclass
 
 from creditgate.billing import inbox
 from creditgate.errors import NotFound, ValidationError
-from creditgate.payments.gateway import CardProcessor, ProcessorEvent, WebhookSignatureError
+from creditgate.payments.gateway import (
+    CardProcessor,
+    ProcessorEvent,
+    WebhookEventError,
+    WebhookSignatureError,
+)
 from creditgate.workflows.context import Context
 
 
@@ -34,6 +39,8 @@ async def receive_stripe(
     body = await read_body()
     try:
         event = processor.parse_webhook(body, headers)
+    except WebhookEventError as exc:  # signed, but not an event we can store
+        raise ValidationError(str(exc), field="body") from exc
     except WebhookSignatureError as exc:
         raise ValidationError(str(exc), field="Stripe-Signature") from exc
     async with ctx.db.write() as conn:

@@ -90,9 +90,10 @@ def config_wire(config: TopupConfig) -> dict[str, Any]:
 
 def ms_param(query: QueryParams, name: str) -> datetime | None:
     """An optional Unix-milliseconds query value. Floats such as 1700000000000.0 are fine;
-    a fractional millisecond is dropped. Returns an aware datetime or None."""
+    a fractional millisecond is dropped. Returns an aware datetime or None. An empty value
+    (`start_time=`, which the official TypeScript SDK sends for null) is absent."""
     raw = query.get(name)
-    if raw is None:
+    if raw is None or not raw.strip():
         return None
     try:
         value = Decimal(raw)

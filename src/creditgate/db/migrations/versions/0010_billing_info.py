@@ -10,7 +10,7 @@ from alembic import op
 from creditgate.db.types import UTCDateTime
 
 revision = "0010_billing_info"
-down_revision = "0007_merge_heads"
+down_revision = "0009_idem_scope"
 branch_labels = None
 depends_on = None
 
