@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import Response
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -12,6 +12,8 @@ from creditgate.accounts.principal import Principal
 from creditgate.api import idempotent
 from creditgate.api.auth import forget_cached_tokens, principal
 from creditgate.api.responses import JSON, read_object
+from creditgate.api.schemas import admin as schema
+from creditgate.api.schemas.common import Empty, idempotency_header, operation
 from creditgate.api.state import services
 from creditgate.errors import ValidationError
 from creditgate.views import account_view, entry_view, token_view
@@ -26,6 +28,11 @@ async def operator(caller: Principal = Depends(principal)) -> Principal:
 
 
 router = APIRouter(prefix="/admin/v1", dependencies=[Depends(operator)])
+
+
+# Query bounds for the docs only: the route checks them itself, with its own messages.
+LIMIT_1000 = Query(100, json_schema_extra={"minimum": 1, "maximum": 1000})
+BEFORE_ID = Query(None, json_schema_extra={"minimum": 1, "maximum": 2**63 - 1})
 
 
 def _int_field(
@@ -54,7 +61,7 @@ def _str_field(body: dict[str, Any], name: str, *, required: bool = False, max_l
     return value
 
 
-@router.post("/accounts")
+@router.post("/accounts", **operation(ok=schema.Account, status=201, body=schema.AccountCreate, errors=[409]))
 async def create_account(request: Request) -> Response:
     body = await read_object(request, allowed={"id", "name", "mode", "credit_limit_cents"})
     account_id = _str_field(body, "id", required=True, max_len=64)
@@ -70,20 +77,23 @@ async def create_account(request: Request) -> Response:
     return JSON(account_view(row), status_code=201)
 
 
-@router.get("/accounts")
-async def list_accounts(request: Request, after: str | None = None, limit: int = 100) -> Response:
+@router.get("/accounts", **operation(ok=schema.AccountList))
+async def list_accounts(request: Request, after: str | None = None, limit: int = LIMIT_1000) -> Response:
     if not 1 <= limit <= 1000:
         raise ValidationError("limit must be between 1 and 1000", field="limit")
     rows = await accounts.list_accounts(services(request), limit=limit, after=after)
     return JSON({"accounts": [account_view(r) for r in rows]})
 
 
-@router.get("/accounts/{account_id}")
+@router.get("/accounts/{account_id}", **operation(ok=schema.Account, errors=[404]))
 async def get_account(request: Request, account_id: str) -> Response:
     return JSON(account_view(await accounts.get_account(services(request), account_id)))
 
 
-@router.post("/accounts/{account_id}/tokens")
+@router.post(
+    "/accounts/{account_id}/tokens",
+    **operation(ok=schema.TokenIssued, status=201, body=schema.TokenCreate, errors=[404]),
+)
 async def create_token(request: Request, account_id: str) -> Response:
     body = await read_object(request, allowed={"scope", "name"})
     issued = await accounts.create_token(
@@ -98,20 +108,29 @@ async def create_token(request: Request, account_id: str) -> Response:
     )
 
 
-@router.get("/accounts/{account_id}/tokens")
+@router.get("/accounts/{account_id}/tokens", **operation(ok=schema.TokenList, errors=[404]))
 async def list_tokens(request: Request, account_id: str) -> Response:
     rows = await accounts.list_tokens(services(request), account_id)
     return JSON({"tokens": [token_view(r) for r in rows]})
 
 
-@router.delete("/accounts/{account_id}/tokens/{token_id}")
+@router.delete("/accounts/{account_id}/tokens/{token_id}", **operation(ok=Empty, errors=[404]))
 async def revoke_token(request: Request, account_id: str, token_id: str) -> Response:
     await accounts.revoke_token(services(request), account_id, token_id)
     forget_cached_tokens()
     return JSON({})
 
 
-@router.post("/accounts/{account_id}/grants")
+@router.post(
+    "/accounts/{account_id}/grants",
+    **operation(
+        ok=schema.LedgerEntry,
+        status=201,
+        body=schema.GrantCreate,
+        errors=[404, 409],
+        parameters=[idempotency_header()],
+    ),
+)
 async def grant_credits(request: Request, account_id: str) -> Response:
     """A promotional grant (optionally expiring). Honours Idempotency-Key."""
     svc = services(request)
@@ -129,7 +148,16 @@ async def grant_credits(request: Request, account_id: str) -> Response:
     return await idempotent.run(request, account_id, "operator", work)
 
 
-@router.post("/accounts/{account_id}/adjustments")
+@router.post(
+    "/accounts/{account_id}/adjustments",
+    **operation(
+        ok=schema.LedgerEntry,
+        status=201,
+        body=schema.AdjustmentCreate,
+        errors=[404, 409],
+        parameters=[idempotency_header()],
+    ),
+)
 async def adjust(request: Request, account_id: str) -> Response:
     """A signed correction in cents, with a required reason. Honours Idempotency-Key."""
     svc = services(request)
@@ -147,9 +175,9 @@ async def adjust(request: Request, account_id: str) -> Response:
     return await idempotent.run(request, account_id, "operator", work)
 
 
-@router.get("/accounts/{account_id}/ledger")
+@router.get("/accounts/{account_id}/ledger", **operation(ok=schema.EntryList, errors=[404]))
 async def ledger_entries(
-    request: Request, account_id: str, before_id: int | None = None, limit: int = 100
+    request: Request, account_id: str, before_id: int | None = BEFORE_ID, limit: int = LIMIT_1000
 ) -> Response:
     if not 1 <= limit <= 1000:
         raise ValidationError("limit must be between 1 and 1000", field="limit")
@@ -161,12 +189,21 @@ async def ledger_entries(
     return JSON({"entries": [entry_view(r) for r in found.entries]})
 
 
-@router.get("/prices")
+@router.get("/prices", **operation(ok=schema.PriceList))
 async def list_prices(request: Request) -> Response:
     return JSON({"prices": await prices.list_prices(services(request))})
 
 
-@router.post("/prices")
+@router.post(
+    "/prices",
+    **operation(
+        ok=schema.PriceImportResult,
+        status=201,
+        extra_ok={200: schema.PriceImportResult},
+        body=schema.PriceImport,
+        errors=[409],
+    ),
+)
 async def import_prices(request: Request) -> Response:
     body = await read_object(request, allowed={"prices"})
     done = await prices.import_prices(services(request), body.get("prices"))
@@ -175,7 +212,7 @@ async def import_prices(request: Request) -> Response:
     )
 
 
-@router.get("/reconcile")
+@router.get("/reconcile", **operation(ok=schema.ReconcileReport, extra_ok={500: schema.ReconcileReport}))
 async def reconcile(request: Request) -> Response:
     report = await books.reconcile(services(request))
     return JSON(report, status_code=200 if report["ok"] else 500)

@@ -12,6 +12,8 @@ from fastapi.responses import Response
 
 from creditgate.api.admin import operator
 from creditgate.api.responses import JSON, read_object
+from creditgate.api.schemas import billing as schema
+from creditgate.api.schemas.common import operation
 from creditgate.api.state import processor, services
 from creditgate.errors import ValidationError
 from creditgate.views import card_view
@@ -20,7 +22,10 @@ from creditgate.workflows import cards
 router = APIRouter(prefix="/admin/v1", dependencies=[Depends(operator)])
 
 
-@router.post("/accounts/{account_id}/cards")
+@router.post(
+    "/accounts/{account_id}/cards",
+    **operation(ok=schema.Card, status=201, body=schema.CardCreate, errors=[402, 404]),
+)
 async def add_card(request: Request, account_id: str) -> Response:
     svc, proc = services(request), processor(request)
     body = await read_object(request, allowed={"card", "payment_method_id"})
@@ -31,7 +36,7 @@ async def add_card(request: Request, account_id: str) -> Response:
     return JSON(card_view(card, proc.name), status_code=201)
 
 
-@router.get("/accounts/{account_id}/cards")
+@router.get("/accounts/{account_id}/cards", **operation(ok=schema.CardList, errors=[404]))
 async def list_cards(request: Request, account_id: str) -> Response:
     svc, proc = services(request), processor(request)
     found = await cards.list_cards(svc, account_id)

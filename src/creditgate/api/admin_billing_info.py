@@ -12,6 +12,8 @@ from fastapi.responses import Response
 
 from creditgate.api.admin import operator
 from creditgate.api.responses import JSON, read_object
+from creditgate.api.schemas import billing as schema
+from creditgate.api.schemas.common import operation
 from creditgate.api.state import services
 from creditgate.errors import NotFound
 from creditgate.workflows import billing_info
@@ -19,7 +21,7 @@ from creditgate.workflows import billing_info
 router = APIRouter(prefix="/admin/v1", dependencies=[Depends(operator)])
 
 
-@router.get("/accounts/{account_id}/billing-info")
+@router.get("/accounts/{account_id}/billing-info", **operation(ok=schema.BillingInfo, errors=[404]))
 async def get_billing_info(request: Request, account_id: str) -> Response:
     info = await billing_info.get_info(services(request), account_id)
     if info is None:
@@ -27,7 +29,10 @@ async def get_billing_info(request: Request, account_id: str) -> Response:
     return JSON(info.as_dict())
 
 
-@router.put("/accounts/{account_id}/billing-info")
+@router.put(
+    "/accounts/{account_id}/billing-info",
+    **operation(ok=schema.BillingInfo, body=schema.BillingInfoSet, errors=[404]),
+)
 async def put_billing_info(request: Request, account_id: str) -> Response:
     body = await read_object(request)
     info = await billing_info.set_info(services(request), account_id, body)

@@ -4,11 +4,13 @@ processor-event inbox."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import Response
 
 from creditgate.api.admin import operator
 from creditgate.api.responses import JSON, read_object
+from creditgate.api.schemas import webhooks as schema
+from creditgate.api.schemas.common import operation
 from creditgate.api.state import services
 from creditgate.billing import inbox
 from creditgate.errors import ValidationError
@@ -17,6 +19,9 @@ from creditgate.notify import service as notify
 router = APIRouter(prefix="/admin/v1", dependencies=[Depends(operator)])
 
 INBOX_STATUSES = ("received", "processed", "ignored", "failed")
+# Query bounds for the docs only: the routes check them themselves, with their own messages.
+LIMIT_1000 = Query(100, json_schema_extra={"minimum": 1, "maximum": 1000})
+INBOX_STATUS = Query(None, json_schema_extra={"enum": list(INBOX_STATUSES)})
 
 
 def _limit(limit: int) -> int:
@@ -25,7 +30,9 @@ def _limit(limit: int) -> int:
     return limit
 
 
-@router.post("/webhook-endpoints")
+@router.post(
+    "/webhook-endpoints", **operation(ok=schema.EndpointCreated, status=201, body=schema.EndpointCreate)
+)
 async def create_endpoint(request: Request) -> Response:
     svc = services(request)
     body = await read_object(request, allowed={"url", "description", "event_types"})
@@ -39,7 +46,7 @@ async def create_endpoint(request: Request) -> Response:
     return JSON({**notify.endpoint_view(row), "secret": secret}, status_code=201)
 
 
-@router.get("/webhook-endpoints")
+@router.get("/webhook-endpoints", **operation(ok=schema.EndpointList))
 async def list_endpoints(request: Request) -> Response:
     async with services(request).db.read() as conn:
         rows = await notify.list_endpoints(conn)
@@ -47,13 +54,13 @@ async def list_endpoints(request: Request) -> Response:
     return JSON({"endpoints": views, "event_types": list(notify.EVENT_TYPES)})
 
 
-@router.get("/webhook-endpoints/{endpoint_id}")
+@router.get("/webhook-endpoints/{endpoint_id}", **operation(ok=schema.Endpoint, errors=[404]))
 async def get_endpoint(request: Request, endpoint_id: str) -> Response:
     async with services(request).db.read() as conn:
         return JSON(notify.endpoint_view(await notify.get_endpoint(conn, endpoint_id)))
 
 
-@router.delete("/webhook-endpoints/{endpoint_id}")
+@router.delete("/webhook-endpoints/{endpoint_id}", **operation(ok=schema.EndpointDeleted, errors=[404]))
 async def delete_endpoint(request: Request, endpoint_id: str) -> Response:
     svc = services(request)
     async with svc.db.write() as conn:
@@ -61,13 +68,13 @@ async def delete_endpoint(request: Request, endpoint_id: str) -> Response:
     return JSON({"deleted": endpoint_id})
 
 
-@router.get("/webhook-events")
+@router.get("/webhook-events", **operation(ok=schema.EventList))
 async def list_events(
     request: Request,
     account_id: str | None = None,
     type: str | None = None,
     before: str | None = None,
-    limit: int = 100,
+    limit: int = LIMIT_1000,
 ) -> Response:
     async with services(request).db.read() as conn:
         events = await notify.list_events(
@@ -76,19 +83,19 @@ async def list_events(
     return JSON({"events": events})
 
 
-@router.get("/webhook-events/{event_id}")
+@router.get("/webhook-events/{event_id}", **operation(ok=schema.EventDetail, errors=[404]))
 async def get_event(request: Request, event_id: str) -> Response:
     async with services(request).db.read() as conn:
         return JSON(await notify.event_detail(conn, event_id))
 
 
-@router.get("/webhook-events/{event_id}/attempts")
+@router.get("/webhook-events/{event_id}/attempts", **operation(ok=schema.AttemptList, errors=[404]))
 async def list_attempts(request: Request, event_id: str) -> Response:
     async with services(request).db.read() as conn:
         return JSON({"attempts": await notify.event_attempts(conn, event_id)})
 
 
-@router.post("/webhook-events/{event_id}/redeliver")
+@router.post("/webhook-events/{event_id}/redeliver", **operation(ok=schema.Redelivered, errors=[404]))
 async def redeliver(request: Request, event_id: str) -> Response:
     svc = services(request)
     async with svc.db.write() as conn:
@@ -96,8 +103,10 @@ async def redeliver(request: Request, event_id: str) -> Response:
     return JSON({"event_id": event_id, "requeued": count})
 
 
-@router.get("/webhooks/inbox")
-async def list_inbox(request: Request, status: str | None = None, limit: int = 100) -> Response:
+@router.get("/webhooks/inbox", **operation(ok=schema.InboxList))
+async def list_inbox(
+    request: Request, status: str | None = INBOX_STATUS, limit: int = LIMIT_1000
+) -> Response:
     if status is not None and status not in INBOX_STATUSES:
         raise ValidationError(f"status must be one of {', '.join(INBOX_STATUSES)}", field="status")
     async with services(request).db.read() as conn:

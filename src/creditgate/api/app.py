@@ -16,6 +16,7 @@ from creditgate.api import (
     admin_billing_info,
     admin_webhooks,
     cloudflare,
+    docs,
     errors,
     gateway,
     invoices,
@@ -23,6 +24,8 @@ from creditgate.api import (
     webhooks,
 )
 from creditgate.api.fast_routes import FastPostRoutes
+from creditgate.api.schemas.common import operation
+from creditgate.api.schemas.misc import Health
 from creditgate.api.state import Services
 from creditgate.billing import handlers
 from creditgate.clock import Clock, system_clock
@@ -63,7 +66,7 @@ def create_app(
             await asyncio.gather(*tasks, return_exceptions=True)
             await database.dispose()
 
-    app = FastAPI(title="creditgate", version="0.1.0", lifespan=lifespan, docs_url="/docs", redoc_url=None)
+    app = FastAPI(title="creditgate", version="0.1.0", lifespan=lifespan, docs_url=None, redoc_url=None)
     app.state.services = svc
     errors.install(app)
     app.add_middleware(FastPostRoutes, routes={"/v1/gateway/authorize": gateway.authorize})
@@ -79,8 +82,14 @@ def create_app(
     app.include_router(invoices.router)
     app.include_router(sandbox.router)
 
-    @app.get("/healthz")
+    @app.get("/healthz", **operation(ok=Health, auth=False))
     async def healthz() -> dict[str, str]:
         return {"status": "ok"}
+
+    processor_name = svc.processor.name if svc.processor else None
+    hidden = {"/webhooks/stripe"} if processor_name != "stripe" else set()
+    if processor_name != "sandbox":
+        hidden.add("/sandbox/v1/authenticate")
+    docs.install(app, hidden=hidden)
 
     return app

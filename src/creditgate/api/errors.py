@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Callable
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
+from fastapi.routing import iter_route_contexts
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Receive, Scope, Send
 
@@ -57,6 +59,25 @@ class RejectNul:
         await self.app(scope, receive, send)
 
 
+def allowed_methods(request: Request) -> str:
+    """The `Allow` header of a 405: every method some route serves on this path (Starlette's
+    own names only the first matching route's)."""
+    table: list[tuple[re.Pattern[str], set[str]]] | None = getattr(request.app.state, "allow_table", None)
+    if table is None:
+        table = request.app.state.allow_table = [
+            (ctx.path_regex, set(ctx.methods or ()))
+            for ctx in iter_route_contexts(request.app.routes)
+            if getattr(ctx, "path_regex", None) is not None
+        ]
+    methods: set[str] = set()
+    for regex, route_methods in table:
+        if regex.match(request.url.path):
+            methods |= route_methods
+    if "GET" in methods:
+        methods.add("HEAD")
+    return ", ".join(sorted(methods))
+
+
 def install(app: FastAPI) -> None:
     @app.exception_handler(CreditgateError)
     async def _domain(request: Request, exc: CreditgateError) -> Response:
@@ -68,7 +89,10 @@ def install(app: FastAPI) -> None:
         err.code = {404: "no_route", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
         if exc.status_code == 404:
             err.message = "No route for the URI"
-        return render(request, exc.status_code, err)
+        response = render(request, exc.status_code, err)
+        if exc.status_code == 405:
+            response.headers["Allow"] = allowed_methods(request)
+        return response
 
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> Response:

@@ -13,6 +13,8 @@ from creditgate.api.auto_topup_hook import queue_auto_topups
 from creditgate.api.batching import Batcher
 from creditgate.api.ingest_queue import queue_for
 from creditgate.api.responses import JSON, read_json, read_object
+from creditgate.api.schemas import gateway as schema
+from creditgate.api.schemas.common import operation
 from creditgate.api.state import services
 from creditgate.limits import service as limits
 from creditgate.metering import authorize as gate
@@ -23,7 +25,12 @@ from creditgate.money import to_cents_number, to_usd_string
 router = APIRouter(prefix="/v1/gateway")
 
 
-@router.post("/usage")
+@router.post(
+    "/usage",
+    **operation(
+        ok=schema.UsageResult, extra_ok={422: schema.UsageResult}, body=schema.UsageBatch, errors=[503]
+    ),
+)
 async def report_usage(request: Request, caller: Principal = Depends(principal)) -> Response:
     """Ingest up to 1000 usage events. 200 with per-event rejections; 422 when every event
     was rejected (nothing is written either way for a rejected event)."""
@@ -88,7 +95,7 @@ def decision_view(decision: limits.Decision) -> dict[str, Any]:
     }
 
 
-@router.post("/authorize")
+@router.post("/authorize", **operation(ok=schema.Decision, body=schema.AuthorizeRequest, errors=[404]))
 async def authorize(request: Request) -> Response:
     """May this account spend about this much now? 200 with `allowed` either way. (The caller
     is resolved in the body rather than as a dependency: it is the hottest route.)"""
@@ -108,7 +115,9 @@ async def authorize(request: Request) -> Response:
     return JSON(decision_view(decision))
 
 
-@router.post("/holds/{hold_id}/settle")
+@router.post(
+    "/holds/{hold_id}/settle", **operation(ok=schema.Settled, body=schema.SettleRequest, errors=[404, 409])
+)
 async def settle(request: Request, hold_id: str) -> Response:
     """Record the actual usage of a hold (usage-event shape), charge it once, release the rest."""
     caller = await principal(request)
@@ -132,7 +141,7 @@ async def settle(request: Request, hold_id: str) -> Response:
     return JSON({**hold_view(done.hold), "replayed": done.replayed})
 
 
-@router.post("/holds/{hold_id}/void")
+@router.post("/holds/{hold_id}/void", **operation(ok=schema.Hold, errors=[404, 409]))
 async def void(request: Request, hold_id: str, caller: Principal = Depends(principal)) -> Response:
     """Release a hold without charging (idempotent)."""
     svc = services(request)
@@ -141,7 +150,7 @@ async def void(request: Request, hold_id: str, caller: Principal = Depends(princ
     return JSON(hold_view(hold))
 
 
-@router.get("/holds/{hold_id}")
+@router.get("/holds/{hold_id}", **operation(ok=schema.Hold, errors=[404]))
 async def get_hold(request: Request, hold_id: str, caller: Principal = Depends(principal)) -> Response:
     async with services(request).db.read() as conn:
         return JSON(hold_view(await limits.get_hold(conn, hold_id, caller)))

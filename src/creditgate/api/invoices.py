@@ -13,6 +13,7 @@ import asyncio
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
+from creditgate.api.schemas.common import operation
 from creditgate.api.state import services
 from creditgate.billing import documents, invoices
 from creditgate.billing.pdf import render
@@ -21,7 +22,17 @@ from creditgate.errors import ValidationError
 router = APIRouter(prefix="/v1/billing")
 
 
-@router.get("/invoices/{invoice_id}/pdf")
+@router.get(
+    "/invoices/{invoice_id}/pdf",
+    **operation(
+        ok=None,
+        media_type="application/pdf",
+        auth=False,
+        errors=[404],
+        parameters=[{"name": "key", "in": "query", "required": True, "schema": {"type": "string"}}],
+        summary="The invoice as a PDF; the per-invoice key in the link is the credential",
+    ),
+)
 async def invoice_pdf(request: Request, invoice_id: str) -> Response:
     svc = services(request)
     keys = request.query_params.getlist("key")

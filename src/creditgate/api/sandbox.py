@@ -11,6 +11,8 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
 from creditgate.api.responses import JSON, read_object
+from creditgate.api.schemas import misc as schema
+from creditgate.api.schemas.common import operation
 from creditgate.api.state import processor
 from creditgate.errors import NotFound, ValidationError
 from creditgate.payments.sandbox import SandboxProcessor
@@ -18,7 +20,9 @@ from creditgate.payments.sandbox import SandboxProcessor
 router = APIRouter(prefix="/sandbox/v1")
 
 
-@router.post("/authenticate")
+@router.post(
+    "/authenticate", **operation(ok=schema.Authenticated, body=schema.Authenticate, auth=False, errors=[404])
+)
 async def authenticate(request: Request) -> Response:
     proc = processor(request)
     if not isinstance(proc, SandboxProcessor):

@@ -12,13 +12,27 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
 from creditgate.api.responses import JSON, read_body
+from creditgate.api.schemas import webhooks as schema
+from creditgate.api.schemas.common import operation
 from creditgate.api.state import services
 from creditgate.workflows import webhooks_in
 
 router = APIRouter(prefix="/webhooks")
 
 
-@router.post("/stripe")
+@router.post(
+    "/stripe",
+    **operation(
+        ok=schema.WebhookReceipt,
+        body=schema.StripeEvent,
+        auth=False,
+        errors=[404, 413, 503],
+        parameters=[
+            {"name": "Stripe-Signature", "in": "header", "required": True, "schema": {"type": "string"}}
+        ],
+        summary="A Stripe event, signed with the endpoint secret (raw body)",
+    ),
+)
 async def stripe_webhook(request: Request) -> Response:
     async def body() -> bytes:
         return await read_body(request)  # a 413 after at most MAX_BODY_BYTES

@@ -9,6 +9,8 @@ from creditgate.accounts.principal import Principal
 from creditgate.api.auth import principal
 from creditgate.api.cloudflare.common import BILLING, config_wire, ok, require_keys
 from creditgate.api.responses import read_object
+from creditgate.api.schemas import cloudflare as schema
+from creditgate.api.schemas.common import operation
 from creditgate.api.state import Services, services
 from creditgate.billing import service as billing
 from creditgate.errors import PermissionDenied, ValidationError
@@ -32,7 +34,9 @@ def _may_write_config(svc: Services, caller: Principal) -> None:
         )
 
 
-@router.get(BILLING + "/topup/config")
+@router.get(
+    BILLING + "/topup/config", **operation(ok=schema.TopupConfigAnswer, wire="cloudflare", errors=[404])
+)
 async def get_topup_config(
     request: Request, account_id: str, caller: Principal = Depends(principal)
 ) -> Response:
@@ -40,7 +44,12 @@ async def get_topup_config(
     return ok(config_wire(await auto_topup.get_config(services(request), account_id)))
 
 
-@router.post(BILLING + "/topup/config")
+@router.post(
+    BILLING + "/topup/config",
+    **operation(
+        ok=schema.TopupConfigSavedAnswer, body=schema.TopupConfigSet, wire="cloudflare", errors=[404]
+    ),
+)
 async def set_topup_config(
     request: Request, account_id: str, caller: Principal = Depends(principal)
 ) -> Response:
@@ -53,7 +62,7 @@ async def set_topup_config(
     return ok({"amount": state.config.amount, "threshold": state.config.threshold})
 
 
-@router.delete(BILLING + "/topup/config")
+@router.delete(BILLING + "/topup/config", **operation(ok=schema.EmptyAnswer, wire="cloudflare", errors=[404]))
 async def delete_topup_config(
     request: Request, account_id: str, caller: Principal = Depends(principal)
 ) -> Response:
@@ -77,7 +86,9 @@ def _limit_wire(limit: SpendingLimit | None) -> dict[str, object]:
     }
 
 
-@router.get(BILLING + "/spending-limit")
+@router.get(
+    BILLING + "/spending-limit", **operation(ok=schema.SpendingLimitAnswer, wire="cloudflare", errors=[404])
+)
 async def get_spending_limit(
     request: Request, account_id: str, caller: Principal = Depends(principal)
 ) -> Response:
@@ -89,7 +100,16 @@ async def get_spending_limit(
     return ok(_limit_wire(limit))
 
 
-@router.post(BILLING + "/spending-limit")
+@router.post(
+    BILLING + "/spending-limit",
+    **operation(
+        ok=schema.SpendingLimitAnswer,
+        status=201,
+        body=schema.SpendingLimitSet,
+        wire="cloudflare",
+        errors=[404],
+    ),
+)
 async def set_spending_limit(
     request: Request, account_id: str, caller: Principal = Depends(principal)
 ) -> Response:
@@ -117,7 +137,9 @@ async def set_spending_limit(
     return ok(_limit_wire(limit), status=201)
 
 
-@router.delete(BILLING + "/spending-limit")
+@router.delete(
+    BILLING + "/spending-limit", **operation(ok=schema.EmptyAnswer, wire="cloudflare", errors=[404])
+)
 async def delete_spending_limit(
     request: Request, account_id: str, caller: Principal = Depends(principal)
 ) -> Response:

@@ -11,6 +11,8 @@ from fastapi.responses import Response
 from creditgate.accounts.principal import Principal
 from creditgate.api.auth import principal
 from creditgate.api.cloudflare.common import BILLING, config_wire, int_param, ms_param, ok
+from creditgate.api.schemas import cloudflare as schema
+from creditgate.api.schemas.common import operation
 from creditgate.api.state import Services, services
 from creditgate.billing import invoices
 from creditgate.billing import service as billing
@@ -56,7 +58,9 @@ def invoice_wire(svc: Services, invoice: Invoice) -> dict[str, Any]:
     }
 
 
-@router.get(BILLING + "/credit-balance")
+@router.get(
+    BILLING + "/credit-balance", **operation(ok=schema.CreditBalanceAnswer, wire="cloudflare", errors=[404])
+)
 async def credit_balance(
     request: Request, account_id: str, caller: Principal = Depends(principal)
 ) -> Response:
@@ -97,7 +101,12 @@ def usage_range(start: datetime | None, end: datetime | None, now: datetime) -> 
     return start, end
 
 
-@router.get(BILLING + "/usage-history")
+@router.get(
+    BILLING + "/usage-history",
+    **operation(
+        ok=schema.UsageHistoryAnswer, wire="cloudflare", errors=[404], parameters=schema.USAGE_HISTORY_QUERY
+    ),
+)
 async def usage_history(
     request: Request, account_id: str, caller: Principal = Depends(principal)
 ) -> Response:
@@ -132,7 +141,15 @@ async def usage_history(
     return ok({"history": history})
 
 
-@router.get(BILLING + "/invoice-history")
+@router.get(
+    BILLING + "/invoice-history",
+    **operation(
+        ok=schema.InvoiceHistoryAnswer,
+        wire="cloudflare",
+        errors=[404],
+        parameters=schema.INVOICE_HISTORY_QUERY,
+    ),
+)
 async def invoice_history(
     request: Request, account_id: str, caller: Principal = Depends(principal)
 ) -> Response:
@@ -156,7 +173,9 @@ async def invoice_history(
     )
 
 
-@router.get(BILLING + "/invoice-preview")
+@router.get(
+    BILLING + "/invoice-preview", **operation(ok=schema.InvoicePreviewAnswer, wire="cloudflare", errors=[404])
+)
 async def invoice_preview(
     request: Request, account_id: str, caller: Principal = Depends(principal)
 ) -> Response:

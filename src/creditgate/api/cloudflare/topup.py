@@ -19,6 +19,8 @@ from creditgate.accounts.principal import Principal
 from creditgate.api.auth import principal
 from creditgate.api.cloudflare.common import BILLING, ok, require_keys
 from creditgate.api.responses import read_object
+from creditgate.api.schemas import cloudflare as schema
+from creditgate.api.schemas.common import idempotency_header, operation
 from creditgate.api.state import services
 from creditgate.errors import ValidationError
 from creditgate.workflows import topup as workflow
@@ -34,7 +36,16 @@ def is_retry(request: Request) -> bool:
     return raw.isascii() and raw.isdigit() and raw.strip("0") != ""
 
 
-@router.post(BILLING + "/topup")
+@router.post(
+    BILLING + "/topup",
+    **operation(
+        ok=schema.TopupAnswer,
+        body=schema.TopupCreate,
+        wire="cloudflare",
+        errors=[402, 404, 409, 503],
+        parameters=[idempotency_header()],
+    ),
+)
 async def create_topup(request: Request, account_id: str, caller: Principal = Depends(principal)) -> Response:
     caller.require("write", account_id)
     svc = services(request)
@@ -66,7 +77,12 @@ async def create_topup(request: Request, account_id: str, caller: Principal = De
     return ok(result)
 
 
-@router.post(BILLING + "/topup/status")
+@router.post(
+    BILLING + "/topup/status",
+    **operation(
+        ok=schema.TopupStatusAnswer, body=schema.TopupStatusRequest, wire="cloudflare", errors=[402, 404]
+    ),
+)
 async def topup_status(request: Request, account_id: str, caller: Principal = Depends(principal)) -> Response:
     caller.require("write", account_id)
     svc = services(request)
