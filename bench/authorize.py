@@ -295,6 +295,7 @@ def run_backend(name: str, url: str, data_dir: Path, args: argparse.Namespace) -
         "CREDITGATE_ADMIN_TOKEN": TOKEN,
         "CREDITGATE_RUN_JOBS": "false",
         "CREDITGATE_DB_POOL_SIZE": str(args.pool),
+        "CREDITGATE_LOG_LEVEL": "warning",  # no access log line per request while measuring
     }
     print(
         f"\n== {name}: {args.workers} uvicorn workers, {args.connections} connections, "

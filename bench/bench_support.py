@@ -99,7 +99,8 @@ class Server:
     """A server subprocess in its own process group, stopped (TERM, then KILL) on exit."""
 
     def __init__(self, cmd: list[str], env: dict[str, str], port: int) -> None:
-        self.cmd, self.env, self.port = cmd, env, port
+        # warning: no access log per request (stderr is a pipe read only if the server dies)
+        self.cmd, self.env, self.port = cmd, {"CREDITGATE_LOG_LEVEL": "warning", **env}, port
         self.proc: subprocess.Popen[bytes] | None = None
 
     def __enter__(self) -> Server:

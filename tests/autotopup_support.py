@@ -9,7 +9,7 @@ import concurrent.futures
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -64,7 +64,7 @@ def world(
     database_url: str, data_dir: Path, processor: ProcessorFactory = sandbox, **settings: Any
 ) -> Iterator[World]:
     clock = ManualClock(NOW)
-    config = replace(support.make_settings(database_url, data_dir), **settings)
+    config = support.make_settings(database_url, data_dir).replace(**settings)
     with support.live_server(config, clock=clock) as live:
         yield World(live, clock, processor)
 

@@ -6,7 +6,6 @@ import asyncio
 import io
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -114,6 +113,6 @@ def clocked_server(
 ) -> Iterator[tuple[support.LiveServer, ManualClock]]:
     """A live server on the session database whose clock stands still at NOW until moved."""
     clock = ManualClock(NOW)
-    settings = replace(support.make_settings(database_url, data_dir), **overrides)
+    settings = support.make_settings(database_url, data_dir).replace(**overrides)
     with support.live_server(settings, clock=clock) as live:
         yield live, clock

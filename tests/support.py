@@ -10,7 +10,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -92,7 +92,7 @@ def make_settings(database_url: str, data_dir: Path, **overrides: Any) -> Settin
         db_pool_size=10,
         run_jobs=False,
     )
-    return replace(base, **overrides)
+    return base.replace(**overrides)
 
 
 def job_context(db: Database, clock: Clock = system_clock, processor: CardProcessor | None = None) -> Context:
@@ -139,7 +139,7 @@ def free_port() -> int:
 def live_server(settings: Settings, clock: Clock = system_clock) -> Iterator[LiveServer]:
     """Run the app under uvicorn in a background thread until the block exits."""
     port = free_port()
-    settings = replace(settings, host="127.0.0.1", port=port)
+    settings = settings.replace(host="127.0.0.1", port=port)
     app = create_app(settings, clock=clock)
     config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
     server = uvicorn.Server(config)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import uuid
 from pathlib import Path
+from typing import Any
 
 from creditgate.money import cents
 from tests import support
@@ -101,3 +102,36 @@ def test_reconcile_over_http(server: support.LiveServer) -> None:
     with server.admin() as c:
         r = c.get("/admin/v1/reconcile")
     assert r.status_code == 200 and r.json()["ok"] is True
+
+
+def test_long_commands_report_progress_on_stderr_and_an_empty_import_is_an_error(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'cli.db'}"
+
+    def run(*args: str, check: bool = True) -> Any:
+        return support.cli(url, *args, data_dir=tmp_path, check=check)
+
+    header = "provider,model,effective_from,input_per_mtok_usd,output_per_mtok_usd\n"
+    empty = tmp_path / "empty.csv"
+    empty.write_text(header)
+    proc = run("prices", "import", str(empty), check=False)
+    assert proc.returncode == 2 and proc.stdout == ""
+    assert proc.stderr.count("\n") == 1 and "no price rows" in proc.stderr
+    (tmp_path / "empty.json").write_text("[]")
+    assert run("prices", "import", str(tmp_path / "empty.json"), check=False).returncode == 2
+
+    rows = tmp_path / "prices.csv"
+    rows.write_text(header + "".join(f"acme,m-{i},2026-01-01T00:00:00Z,1.00,2.00\n" for i in range(300)))
+    proc = run("prices", "import", str(rows))
+    assert json.loads(proc.stdout) == {"inserted": 300, "unchanged": 0}
+    assert "read 300 row(s)" in proc.stderr and "done (300 inserted, 0 unchanged)" in proc.stderr
+
+    run("accounts", "create", uuid.uuid4().hex)
+    proc = run("reconcile")
+    assert json.loads(proc.stdout)["accounts_checked"] == 1
+    assert "reconcile: checking 1 account(s)" in proc.stderr
+    assert "reconcile: checked 1 account(s)" in proc.stderr
+
+    proc = run("worker", "--once", "--job", "expire_holds", "--job", "expire_grants")
+    assert json.loads(proc.stdout) == {"expire_holds": 0, "expire_grants": 0}
+    assert "worker: [1/2] expire_holds: 0 item(s)" in proc.stderr
+    assert "worker: [2/2] expire_grants: 0 item(s)" in proc.stderr

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
-from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -327,5 +326,5 @@ def test_secrets_never_show_in_reprs(tmp_path: Path) -> None:
     assert "supersecret" not in repr(settings)
     assert "supersecret" not in repr(StripeProcessor.from_settings(settings))
     with pytest.raises(ValueError, match="CREDITGATE_STRIPE_WEBHOOK_SECRET") as missing:
-        replace(settings, stripe_webhook_secret=None).checked()
+        settings.replace(stripe_webhook_secret=None).checked()
     assert "supersecret" not in str(missing.value)

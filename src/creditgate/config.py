@@ -1,14 +1,25 @@
-"""Settings, read from CREDITGATE_* environment variables. Every variable is in the README."""
+"""Settings: one pydantic-settings model of every CREDITGATE_* variable (all in the README)."""
 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit, urlunsplit
+
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, PydanticBaseSettingsSource, SettingsConfigDict
+
+ENV_PREFIX = "CREDITGATE_"
+_SECRET_FIELDS = frozenset({"admin_token", "stripe_api_key", "stripe_webhook_secret"})
+
+
+class ConfigError(ValueError):
+    """A setting that cannot work; the message names the variable and never echoes a secret."""
 
 
 def _default_data_dir() -> Path:
-    return Path(os.environ.get("XDG_DATA_HOME", Path.home() / ".local" / "share")) / "creditgate"
+    return Path(os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share") / "creditgate"
 
 
 def normalize_database_url(url: str) -> str:
@@ -20,81 +31,124 @@ def normalize_database_url(url: str) -> str:
         return "sqlite+aiosqlite://" + url[len("sqlite://") :]
     if url.startswith(("postgresql+asyncpg://", "sqlite+aiosqlite://")):
         return url
-    raise ValueError(f"unsupported database URL scheme: {url.split(':', 1)[0]}")
+    raise ValueError(
+        f"unsupported database URL scheme {url.split(':', 1)[0]!r} (use postgresql:// or sqlite:///)"
+    )
 
 
-def _bool(name: str, default: bool) -> bool:
-    raw = os.environ.get(name)
-    if raw is None or raw == "":
-        return default
-    if raw.lower() in ("1", "true", "yes", "on"):
-        return True
-    if raw.lower() in ("0", "false", "no", "off"):
-        return False
-    raise ValueError(f"{name} must be true or false, not {raw!r}")
-
-
-def _int(name: str, default: int) -> int:
-    raw = os.environ.get(name)
-    if raw is None or raw == "":
-        return default
+def mask_url(url: str) -> str:
+    """The URL with its password (if any) replaced by ***, for logs and messages."""
     try:
-        return int(raw)
-    except ValueError as exc:
-        raise ValueError(f"{name} must be an integer, not {raw!r}") from exc
+        parts = urlsplit(url)
+    except ValueError:
+        return "<unparseable URL>"
+    if parts.password is None:
+        return url
+    host = parts.hostname or ""
+    if parts.port is not None:
+        host = f"{host}:{parts.port}"
+    return urlunsplit(parts._replace(netloc=f"{parts.username or ''}:***@{host}"))
 
 
-@dataclass(frozen=True)
-class Settings:
-    """Runtime configuration. Build it with `Settings.from_env()` or directly in tests."""
+def env_name(field: str) -> str:
+    return ENV_PREFIX + field.upper()
 
-    database_url: str
-    data_dir: Path
+
+class Settings(BaseSettings):
+    """Runtime configuration. `Settings.from_env()` reads the environment; constructing it
+    directly (tests) takes only the arguments given, with the defaults for the rest."""
+
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX, frozen=True, extra="ignore", env_ignore_empty=True, validate_default=True
+    )
+
+    database_url: str = ""
+    data_dir: Path = Field(default_factory=_default_data_dir)
     host: str = "127.0.0.1"
-    port: int = 8787
-    admin_token: str | None = None
-    payments: str = "sandbox"
-    hold_ttl_seconds: int = 600
-    db_pool_size: int = 20
+    port: int = Field(default=8787, ge=1, le=65535)
+    admin_token: SecretStr | None = None
+    payments: Literal["sandbox", "stripe"] = "sandbox"
+    hold_ttl_seconds: int = Field(default=600, ge=1)
+    db_pool_size: int = Field(default=20, ge=1)
     auto_migrate: bool = True
     run_jobs: bool = True
     public_url: str | None = None
     topup_config_api_writes: bool = True
-    # Stripe (CREDITGATE_PAYMENTS=stripe). The key and signing secret are never printed: they
-    # are left out of repr() and never logged.
-    stripe_api_key: str | None = field(default=None, repr=False)
-    stripe_webhook_secret: str | None = field(default=None, repr=False)
+    log_format: Literal["console", "json"] = "console"
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+    # Stripe (CREDITGATE_PAYMENTS=stripe): secrets, shown as ********** in repr().
+    stripe_api_key: SecretStr | None = None
+    stripe_webhook_secret: SecretStr | None = None
     stripe_api_base: str | None = None
-    stripe_max_network_retries: int = 2
-    extra: dict[str, str] = field(default_factory=dict)
+    stripe_max_network_retries: int = Field(default=2, ge=0)
+    # Invoices: seller identity, tax and extra PDF fonts (docs/invoices.md).
+    seller_name: str = "creditgate"
+    seller_address: str | None = None  # lines separated by newlines or a literal "\\n"
+    seller_tax_id: str | None = None
+    tax_rate_bps: int = Field(default=0, ge=0, le=10_000)
+    tax_name: str = "Tax"
+    # os.pathsep-separated TTF/OTF paths (e.g. a Noto Sans CJK file) for characters Noto Sans lacks
+    invoice_extra_fonts: Annotated[tuple[str, ...], NoDecode] = ()
+    extra: dict[str, str] = Field(default_factory=dict)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (init_settings,)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _default_database(cls, data: Any) -> Any:
+        if isinstance(data, dict) and not data.get("database_url"):
+            data_dir = Path(data.get("data_dir") or _default_data_dir())
+            data = {**data, "data_dir": data_dir, "database_url": f"sqlite:///{data_dir / 'creditgate.db'}"}
+        return data
+
+    @field_validator("database_url")
+    @classmethod
+    def _normalize(cls, url: str) -> str:
+        return normalize_database_url(url)
+
+    @field_validator("invoice_extra_fonts", mode="before")
+    @classmethod
+    def _font_paths(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return tuple(p for p in value.split(os.pathsep) if p)
+        return value
+
+    @field_validator("invoice_extra_fonts")
+    @classmethod
+    def _fonts_exist(cls, paths: tuple[str, ...]) -> tuple[str, ...]:
+        for path in paths:
+            if not Path(path).is_file():
+                raise ValueError(f"CREDITGATE_INVOICE_EXTRA_FONTS: no such font file {path!r}")
+        return paths
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _lower(cls, level: Any) -> Any:
+        return level.lower() if isinstance(level, str) else level
 
     @classmethod
     def from_env(cls) -> Settings:
-        data_dir = Path(os.environ.get("CREDITGATE_DATA_DIR") or _default_data_dir())
-        url = os.environ.get("CREDITGATE_DATABASE_URL") or f"sqlite:///{data_dir / 'creditgate.db'}"
-        return cls(
-            database_url=normalize_database_url(url),
-            data_dir=data_dir,
-            host=os.environ.get("CREDITGATE_HOST", "127.0.0.1"),
-            port=_int("CREDITGATE_PORT", 8787),
-            admin_token=os.environ.get("CREDITGATE_ADMIN_TOKEN") or None,
-            payments=os.environ.get("CREDITGATE_PAYMENTS", "sandbox"),
-            hold_ttl_seconds=_int("CREDITGATE_HOLD_TTL_SECONDS", 600),
-            db_pool_size=_int("CREDITGATE_DB_POOL_SIZE", 20),
-            auto_migrate=_bool("CREDITGATE_AUTO_MIGRATE", True),
-            run_jobs=_bool("CREDITGATE_RUN_JOBS", True),
-            public_url=os.environ.get("CREDITGATE_PUBLIC_URL") or None,
-            topup_config_api_writes=_bool("CREDITGATE_TOPUP_CONFIG_API_WRITES", True),
-            stripe_api_key=os.environ.get("CREDITGATE_STRIPE_API_KEY") or None,
-            stripe_webhook_secret=os.environ.get("CREDITGATE_STRIPE_WEBHOOK_SECRET") or None,
-            stripe_api_base=os.environ.get("CREDITGATE_STRIPE_API_BASE") or None,
-            stripe_max_network_retries=_int("CREDITGATE_STRIPE_MAX_NETWORK_RETRIES", 2),
-        ).checked()
+        """Read CREDITGATE_* variables; ConfigError (one line, naming the variable) when one is bad."""
+        try:
+            return _FromEnvironment().checked()
+        except ValidationError as exc:
+            raise ConfigError(describe(exc)) from None
+
+    def replace(self, **changes: Any) -> Settings:
+        """A copy with `changes` applied (and validated), like dataclasses.replace."""
+        return Settings.model_validate({**dict(self), **changes})
 
     def checked(self) -> Settings:
         """Fail fast on settings that cannot work together (never echoing a secret)."""
-        if self.payments not in ("sandbox", "stripe"):
-            raise ValueError(f"CREDITGATE_PAYMENTS must be sandbox or stripe, not {self.payments!r}")
         if self.payments == "stripe":
             missing = [
                 name
@@ -105,10 +159,17 @@ class Settings:
                 if not value
             ]
             if missing:
-                raise ValueError(f"CREDITGATE_PAYMENTS=stripe needs {' and '.join(missing)}")
-        if self.stripe_max_network_retries < 0:
-            raise ValueError("CREDITGATE_STRIPE_MAX_NETWORK_RETRIES must be >= 0")
+                raise ConfigError(f"CREDITGATE_PAYMENTS=stripe needs {' and '.join(missing)}")
         return self
+
+    def secret(self, name: Literal["admin_token", "stripe_api_key", "stripe_webhook_secret"]) -> str | None:
+        """The plain value of a secret setting (for the one place that needs it)."""
+        value: SecretStr | None = getattr(self, name)
+        return value.get_secret_value() if value else None
+
+    def __repr_args__(self) -> Any:
+        for key, value in super().__repr_args__():
+            yield key, (mask_url(value) if key == "database_url" and isinstance(value, str) else value)
 
     @property
     def is_sqlite(self) -> bool:
@@ -119,31 +180,38 @@ class Settings:
         """Where this server is reachable, for links such as invoice PDFs."""
         return self.public_url or f"http://{self.host}:{self.port}"
 
-    # --- Invoices: seller identity, tax and PDF fonts (issue 12 item 8) -------------------
-    # Read from the environment when not given (as pydantic-settings does), so from_env()
-    # needs no line for them. Port as: CREDITGATE_SELLER_NAME (str, "creditgate"),
-    # CREDITGATE_SELLER_ADDRESS (str | None; lines separated by newlines or a literal "\\n"),
-    # CREDITGATE_SELLER_TAX_ID (str | None), CREDITGATE_TAX_RATE_BPS (int 0..10000, 0),
-    # CREDITGATE_TAX_NAME (str, "Tax"), CREDITGATE_INVOICE_EXTRA_FONTS (os.pathsep-separated
-    # TTF/OTF paths, e.g. a Noto Sans CJK file, used for characters Noto Sans lacks; none).
-    seller_name: str = field(default_factory=lambda: os.environ.get("CREDITGATE_SELLER_NAME") or "creditgate")
-    seller_address: str | None = field(
-        default_factory=lambda: os.environ.get("CREDITGATE_SELLER_ADDRESS") or None
-    )
-    seller_tax_id: str | None = field(
-        default_factory=lambda: os.environ.get("CREDITGATE_SELLER_TAX_ID") or None
-    )
-    tax_rate_bps: int = field(default_factory=lambda: _int("CREDITGATE_TAX_RATE_BPS", 0))
-    tax_name: str = field(default_factory=lambda: os.environ.get("CREDITGATE_TAX_NAME") or "Tax")
-    invoice_extra_fonts: tuple[str, ...] = field(
-        default_factory=lambda: tuple(
-            p for p in os.environ.get("CREDITGATE_INVOICE_EXTRA_FONTS", "").split(os.pathsep) if p
-        )
-    )
 
-    def __post_init__(self) -> None:
-        if not 0 <= self.tax_rate_bps <= 10_000:
-            raise ValueError("CREDITGATE_TAX_RATE_BPS must be between 0 and 10000 (basis points)")
-        for path in self.invoice_extra_fonts:
-            if not Path(path).is_file():
-                raise ValueError(f"CREDITGATE_INVOICE_EXTRA_FONTS: no such font file {path!r}")
+class _FromEnvironment(Settings):
+    """Settings read from the environment (the only source besides explicit arguments)."""
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (init_settings, env_settings)
+
+    def __repr_name__(self) -> str:
+        return "Settings"
+
+
+def describe(exc: ValidationError) -> str:
+    """One line for a failed validation: each bad variable, why, and (unless secret) its value."""
+    parts = []
+    for error in exc.errors():
+        field = str(error["loc"][0]) if error["loc"] else ""
+        name = env_name(field) if field else "settings"
+        message = str(error["msg"]).removeprefix("Value error, ")
+        value = error.get("input")
+        hidden = field in _SECRET_FIELDS or isinstance(value, dict) or value is None
+        shown = "" if hidden else f" (got {value!r})"
+        if field == "database_url" and isinstance(value, str):
+            shown = f" (got {mask_url(value)!r})"
+        if message.startswith(name + ":"):  # the validator already named the variable
+            message = message[len(name) + 1 :].lstrip()
+        parts.append(f"{name}: {message}{shown}")
+    return "; ".join(parts)

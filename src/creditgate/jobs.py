@@ -11,6 +11,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
 from creditgate.billing import handlers
+from creditgate.observability import metrics
 from creditgate.workflows import statements, topup, webhooks_in
 from creditgate.workflows.context import Context
 from creditgate.workflows.expiry import expire_grants, expire_holds, prune_spend_buckets
@@ -36,7 +37,8 @@ async def run_once(ctx: Context, names: Sequence[str] | None = None) -> dict[str
         if names is not None and job.name not in names:
             continue
         try:
-            done[job.name] = await job.run(ctx)
+            with metrics.job_run(job.name):
+                done[job.name] = await job.run(ctx)
             if done[job.name]:
                 log.info("job %s handled %d item(s)", job.name, done[job.name])
         except Exception:

@@ -8,6 +8,7 @@ from fastapi import FastAPI
 from creditgate import jobs
 from creditgate.api import create_app
 from creditgate.config import Settings
+from creditgate.observability import logs
 from creditgate.workflows.context import Context
 
 
@@ -19,4 +20,5 @@ async def run_jobs(ctx: Context) -> None:
 
 def make_app() -> FastAPI:
     settings = Settings.from_env()
+    logs.configure(settings.log_format, settings.log_level)
     return create_app(settings, background=[run_jobs] if settings.run_jobs else None)

@@ -19,13 +19,13 @@ from creditgate.api import (
     docs,
     errors,
     gateway,
+    health,
     invoices,
     sandbox,
     webhooks,
 )
 from creditgate.api.fast_routes import FastPostRoutes
-from creditgate.api.schemas.common import operation
-from creditgate.api.schemas.misc import Health
+from creditgate.api.observe import AccessLog
 from creditgate.api.state import Services
 from creditgate.billing import handlers
 from creditgate.clock import Clock, system_clock
@@ -69,8 +69,10 @@ def create_app(
     app = FastAPI(title="creditgate", version="0.1.0", lifespan=lifespan, docs_url=None, redoc_url=None)
     app.state.services = svc
     errors.install(app)
-    app.add_middleware(FastPostRoutes, routes={"/v1/gateway/authorize": gateway.authorize})
-    app.add_middleware(errors.RejectNul)  # added last: the outermost, it sees every request
+    fast_routes = {"/v1/gateway/authorize": gateway.authorize}
+    app.add_middleware(FastPostRoutes, routes=fast_routes)
+    app.add_middleware(errors.RejectNul)
+    app.add_middleware(AccessLog, exact_paths=fast_routes)  # added last: the outermost, it sees every request
     app.include_router(gateway.router)  # first: the hot paths match without scanning the others
     app.include_router(admin.router)
     app.include_router(admin_webhooks.router)
@@ -81,10 +83,7 @@ def create_app(
     app.include_router(cloudflare.router)
     app.include_router(invoices.router)
     app.include_router(sandbox.router)
-
-    @app.get("/healthz", **operation(ok=Health, auth=False))
-    async def healthz() -> dict[str, str]:
-        return {"status": "ok"}
+    app.include_router(health.router)
 
     processor_name = svc.processor.name if svc.processor else None
     hidden = {"/webhooks/stripe"} if processor_name != "stripe" else set()

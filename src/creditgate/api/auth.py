@@ -39,15 +39,17 @@ async def principal(request: Request) -> Principal:
         hit = _cache.get(digest)
         now = time.monotonic()
         if hit is not None and hit[1] > now:
+            request.state.account_id = hit[0].account_id  # for the access log
             return hit[0]
         try:
             async with svc.db.read() as conn:
-                found = await accounts.authenticate(conn, secret, svc.settings.admin_token)
+                found = await accounts.authenticate(conn, secret, svc.settings.secret("admin_token"))
         except AuthenticationError:
             continue
         if len(_cache) > 10_000:
             _cache.clear()
         _cache[digest] = (found, now + CACHE_SECONDS)
+        request.state.account_id = found.account_id  # for the access log
         return found
     raise AuthenticationError("Invalid access token")
 

@@ -21,6 +21,7 @@ from creditgate.metering import authorize as gate
 from creditgate.metering import service as metering
 from creditgate.metering import settle as settling
 from creditgate.money import to_cents_number, to_usd_string
+from creditgate.observability import metrics
 
 router = APIRouter(prefix="/v1/gateway")
 
@@ -38,6 +39,7 @@ async def report_usage(request: Request, caller: Principal = Depends(principal))
     body = await read_object(request, allowed={"events"}, allow_nul=True)
     good, rejected = await metering.parse_batch_yielding(body.get("events"), caller, svc.clock())
     result = await queue_for(svc).submit(metering.ParsedBatch(good, rejected))
+    metrics.usage_events(result.accepted, result.duplicates, len(result.rejected))
     all_rejected = bool(result.rejected) and result.accepted == 0 and result.duplicates == 0
     return JSON(result.to_wire(), status_code=422 if all_rejected else 200)
 
@@ -112,6 +114,7 @@ async def authorize(request: Request) -> Response:
     if batcher is None:
         batcher = svc.extras["authorize_batcher"] = Batcher(svc.db.single, limits.authorize_many)
     decision = await batcher.submit(gate.hold_request(req, svc.catalog, now, ttl_seconds=ttl))
+    metrics.authorize_decision(decision.allowed, decision.reason)
     return JSON(decision_view(decision))
 
 

@@ -1,6 +1,7 @@
 """Proof that the books balance: every cached balance equals the sum of its entries, the
-usage debits of every account equal the cost of its stored usage events, and the top-up
-credits of every account equal its paid top-up invoices."""
+usage debits of every account equal the cost of its stored usage events, the top-up
+credits of every account equal its paid top-up invoices, and every account's `held` equals
+the sum of its open holds."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from creditgate.billing import repository as billing_repo
 from creditgate.ledger import service as ledger
+from creditgate.limits import service as limits
 from creditgate.metering import service as metering
 from creditgate.money import UNITS_PER_CENT, to_usd_string
 
@@ -41,6 +43,15 @@ async def reconcile_report(conn: AsyncConnection) -> dict[str, Any]:
                 }
             )
     problems.extend(await _topup_problems(conn))
+    problems.extend(
+        {
+            "account_id": m.account_id,
+            "check": "held == sum(open holds)",
+            "held_usd": to_usd_string(m.held),
+            "open_holds_usd": to_usd_string(m.open_holds),
+        }
+        for m in await limits.held_mismatches(conn)
+    )
     return {"ok": not problems, "accounts_checked": checked, "problems": problems}
 
 

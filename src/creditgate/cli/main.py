@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
+import time
+from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
 import typer
 
+from creditgate.cli import serve as serve_cli
 from creditgate.cli import worker as worker_cli
 from creditgate.cli.billing import autotopup_app, topups_app
 from creditgate.cli.billing_info import billing_info_app
 from creditgate.cli.cards import cards_app, sandbox_app
-from creditgate.cli.runtime import emit, fail, run
-from creditgate.config import Settings
+from creditgate.cli.runtime import emit, fail, progress, run
 from creditgate.views import account_view, entry_view, token_view
 from creditgate.workflows import Context, accounts, grants, prices
 from creditgate.workflows import reconcile as books
@@ -36,30 +38,29 @@ app.add_typer(autotopup_app, name="autotopup")
 app.add_typer(billing_info_app, name="billing-info")
 
 
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"creditgate {version('creditgate')}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main(
+    show_version: bool = typer.Option(
+        False, "--version", callback=_version, is_eager=True, help="Print the version and exit."
+    ),
+) -> None:
+    """creditgate: prepaid credits, metering and spending limits for AI gateways."""
+
+
 @app.command()
 def serve(
     host: str = typer.Option(None, help="Bind address (default CREDITGATE_HOST or 127.0.0.1)."),
     port: int = typer.Option(None, help="Port (default CREDITGATE_PORT or 8787)."),
-    workers: int = typer.Option(1, help="Worker processes."),
+    workers: int = typer.Option(1, min=1, help="Worker processes."),
 ) -> None:
     """Run the HTTP service (migrates the database first)."""
-    import uvicorn
-
-    settings = Settings.from_env()
-    typer.echo(
-        f"creditgate: database {settings.database_url.split('://')[0]}, payments {settings.payments}, "
-        f"listening on http://{host or settings.host}:{port or settings.port}",
-        err=True,
-    )
-    uvicorn.run(
-        "creditgate.server:make_app",
-        factory=True,
-        host=host or settings.host,
-        port=port or settings.port,
-        workers=workers,
-        log_level="warning",
-        access_log=False,
-    )
+    serve_cli.serve(host, port, workers)
 
 
 @app.command()
@@ -190,7 +191,7 @@ def prices_import(file: Path) -> None:
         fail(f"no such file: {file}", 2)
 
     async def work(ctx: Context) -> Any:
-        done = await prices.import_price_file(ctx, file.read_text(), file.name)
+        done = await prices.import_price_file(ctx, file.read_text(), file.name, progress=progress)
         return {"inserted": done.inserted, "unchanged": done.unchanged}
 
     emit(run(work))
@@ -205,7 +206,14 @@ def prices_list() -> None:
 @app.command()
 def reconcile() -> None:
     """Prove the books: exit 1 and print the problems if any balance is off."""
-    report = run(books.reconcile)
+
+    async def work(ctx: Context) -> Any:
+        return await books.reconcile(ctx, progress=progress)
+
+    started = time.monotonic()
+    report = run(work)
+    took = time.monotonic() - started
+    progress(f"reconcile: checked {report['accounts_checked']} account(s) in {took:.1f} s")
     emit(report)
     if not report["ok"]:
         typer.echo(f"RECONCILE FAILED: {len(report['problems'])} problem(s)", err=True)

@@ -13,13 +13,12 @@ import signal
 import typer
 
 from creditgate import jobs
-from creditgate.cli.runtime import close_processor, emit, fail
+from creditgate.cli.runtime import close_processor, emit, fail, load_settings, open_database, progress
 from creditgate.clock import system_clock
-from creditgate.config import Settings
-from creditgate.db import Database
+from creditgate.config import ConfigError
+from creditgate.observability import logs, metrics
 from creditgate.payments.factory import make_processor
 from creditgate.workflows.context import Context
-from creditgate.workflows.database import prepare_database
 
 log = logging.getLogger("creditgate.worker")
 
@@ -29,33 +28,33 @@ def worker(
     once: bool = typer.Option(False, "--once", help="Run one pass, print what each job did, and exit."),
     job: list[str] = typer.Option(None, "--job", help="Run only this job (repeatable)."),
     verbose: bool = typer.Option(False, "--verbose", "-v", help="Log debug detail."),
+    metrics_port: int = typer.Option(
+        None, "--metrics-port", help="Serve the job metrics on this port at /metrics (on CREDITGATE_HOST)."
+    ),
 ) -> None:
     """Run the periodic jobs (auto top-ups, monthly statements, webhook delivery, inbox
     retries, ...) until stopped."""
-    logging.basicConfig(
-        level=logging.DEBUG if verbose else logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
     if interval <= 0:
         fail("--interval must be > 0", 2)
     names = list(job) if job else None
     unknown = sorted(set(names or ()) - set(jobs.NAMES))
     if unknown:
         fail(f"unknown job(s): {', '.join(unknown)}; known: {', '.join(jobs.NAMES)}", 2)
-    try:
-        settings = Settings.from_env()
-    except ValueError as exc:
-        fail(str(exc), 2)
+    settings = load_settings()
+    logs.configure(settings.log_format, "debug" if verbose else settings.log_level)
+    if metrics_port is not None and not once:
+        try:
+            metrics.serve_http(metrics_port, settings.host)
+        except OSError as exc:
+            fail(f"--metrics-port: cannot listen on {settings.host}:{metrics_port}: {exc.strerror or exc}", 2)
 
     async def main() -> dict[str, int] | None:
-        db = Database(settings.database_url, pool_size=4)
+        db = await open_database(settings, pool_size=4)
         try:
-            if settings.auto_migrate:
-                await prepare_database(db)
             ctx = Context(settings=settings, db=db, processor=make_processor(settings, db, system_clock))
             try:
                 if once:
-                    return await jobs.run_once(ctx, names)
+                    return await _one_pass(ctx, names or list(jobs.NAMES))
                 log.info(
                     "worker started: database %s, jobs %s, every %ss",
                     db.dialect,
@@ -70,11 +69,25 @@ def worker(
         finally:
             await db.dispose()
 
-    result = asyncio.run(main())
+    try:
+        result = asyncio.run(main())
+    except ConfigError as exc:
+        fail(str(exc), 2)
     if result is not None:
         emit(result)
         if any(count < 0 for count in result.values()):
             raise typer.Exit(1)
+
+
+async def _one_pass(ctx: Context, names: list[str]) -> dict[str, int]:
+    """Each job once, in order, with a progress line per job on stderr."""
+    done: dict[str, int] = {}
+    for index, name in enumerate(names, 1):
+        progress(f"worker: [{index}/{len(names)}] {name} ...")
+        done.update(await jobs.run_once(ctx, [name]))
+        outcome = "FAILED (see the log)" if done[name] < 0 else f"{done[name]} item(s)"
+        progress(f"worker: [{index}/{len(names)}] {name}: {outcome}")
+    return done
 
 
 async def _until_stopped(ctx: Context, names: list[str] | None, interval: float) -> None:

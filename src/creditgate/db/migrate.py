@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
 from alembic import command
@@ -44,3 +45,11 @@ async def current(db: Database) -> set[str]:
 
     async with db.read() as conn:
         return set(await conn.run_sync(lambda sync: MigrationContext.configure(sync).get_current_heads()))
+
+
+@functools.cache
+def heads() -> frozenset[str]:
+    """The head revisions of the migrations this code ships (what `upgrade` brings a database to)."""
+    from alembic.script import ScriptDirectory
+
+    return frozenset(ScriptDirectory.from_config(alembic_config()).get_heads())

@@ -4,7 +4,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeAlias
+
+from sqlalchemy import Row
+
+# A database row of any shape (what limits' repository returns; attribute access per column).
+AnyRow: TypeAlias = Row[*tuple[Any, ...]]
 
 
 @dataclass(frozen=True)
@@ -27,8 +32,10 @@ class Hold:
     provider: str | None = None
 
     @classmethod
-    def from_row(cls, row: Any) -> Hold:
-        return cls(**{name: getattr(row, name) for name in cls.__dataclass_fields__})
+    def from_row(cls, row: AnyRow) -> Hold:
+        """From a `holds` row (its `metadata` column is not part of a Hold)."""
+        values = row._mapping
+        return cls(**{name: values[name] for name in cls.__dataclass_fields__})
 
 
 @dataclass(frozen=True)
@@ -52,10 +59,3 @@ class HoldRequest:
     model: str | None = None
     provider: str | None = None
     metadata: dict[str, Any] | None = None
-
-
-class Row:
-    """Attribute access over a dict, so a freshly inserted row builds a Hold like a fetched one."""
-
-    def __init__(self, values: dict[str, Any]) -> None:
-        self.__dict__.update(values)

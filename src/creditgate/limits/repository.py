@@ -5,20 +5,22 @@ with the account row locked first, so balance, held and the window state move to
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from datetime import UTC, datetime
 from typing import Any
 
 import orjson
-from sqlalchemy import and_, bindparam, func, select
+from sqlalchemy import Table, and_, bindparam, func, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from creditgate.db.driver import pg_driver
 from creditgate.ledger.models import accounts
+from creditgate.limits.holds import AnyRow, Hold
 from creditgate.limits.models import holds, limit_state, spend_buckets, spending_limits
 
 
-def _insert(conn: AsyncConnection, table: Any) -> Any:
+def _insert(conn: AsyncConnection, table: Table) -> Any:  # the dialect's Insert (both upsert)
     return (postgresql if conn.dialect.name == "postgresql" else sqlite).insert(table)
 
 
@@ -26,7 +28,7 @@ def _pg(conn: AsyncConnection) -> bool:
     return conn.dialect.name == "postgresql"
 
 
-async def lock_account(conn: AsyncConnection, account_id: str) -> Any:
+async def lock_account(conn: AsyncConnection, account_id: str) -> AnyRow | None:
     """Lock the account row (PostgreSQL FOR UPDATE; SQLite's writer already holds the database)
     and read what enforcement needs. Every reader of window state runs after this lock."""
     stmt = select(accounts.c.balance, accounts.c.held, accounts.c.credit_limit, accounts.c.mode).where(
@@ -37,12 +39,12 @@ async def lock_account(conn: AsyncConnection, account_id: str) -> Any:
     return (await conn.execute(stmt)).first()
 
 
-async def hold_by_request(conn: AsyncConnection, account_id: str, request_id: str) -> Any:
+async def hold_by_request(conn: AsyncConnection, account_id: str, request_id: str) -> AnyRow | None:
     stmt = select(holds).where(holds.c.account_id == account_id, holds.c.request_id == request_id)
     return (await conn.execute(stmt)).first()
 
 
-async def limit_with_state(conn: AsyncConnection, account_id: str) -> Any:
+async def limit_with_state(conn: AsyncConnection, account_id: str) -> AnyRow | None:
     """The account's limit joined with its window state (state columns None when absent)."""
     stmt = (
         select(
@@ -81,8 +83,8 @@ async def put_state(
     await conn.execute(stmt)
 
 
-async def insert_hold(conn: AsyncConnection, row: dict[str, Any]) -> None:
-    await conn.execute(holds.insert().values(**row))
+async def insert_hold(conn: AsyncConnection, hold: Hold, metadata: dict[str, Any] | None) -> None:
+    await conn.execute(holds.insert().values(**asdict(hold), metadata=metadata))
 
 
 _ADD_HELD = (
@@ -105,14 +107,14 @@ async def add_held(conn: AsyncConnection, account_id: str, delta: int) -> None:
     )
 
 
-async def get_hold(conn: AsyncConnection, hold_id: str, *, lock: bool = False) -> Any:
+async def get_hold(conn: AsyncConnection, hold_id: str, *, lock: bool = False) -> AnyRow | None:
     stmt = select(holds).where(holds.c.id == hold_id)
     if lock and _pg(conn):
         stmt = stmt.with_for_update()
     return (await conn.execute(stmt)).first()
 
 
-async def lock_holds(conn: AsyncConnection, hold_ids: list[str]) -> list[Any]:
+async def lock_holds(conn: AsyncConnection, hold_ids: list[str]) -> list[AnyRow]:
     """Lock holds in id order (so concurrent batches never deadlock) and read them."""
     stmt = select(holds).where(holds.c.id.in_(sorted(set(hold_ids)))).order_by(holds.c.id)
     if _pg(conn):
@@ -144,7 +146,7 @@ async def update_hold(conn: AsyncConnection, hold_id: str, values: dict[str, Any
     await conn.execute(holds.update().where(holds.c.id == hold_id).values(**values))
 
 
-async def lock_expired(conn: AsyncConnection, now: datetime, limit: int) -> list[Any]:
+async def lock_expired(conn: AsyncConnection, now: datetime, limit: int) -> list[AnyRow]:
     """Open holds past their expiry, locked; rows another runner holds are skipped."""
     stmt = (
         select(holds.c.id, holds.c.account_id, holds.c.amount)
@@ -217,7 +219,9 @@ async def add_spend(conn: AsyncConnection, spent: dict[str, int], bucket: dateti
     await conn.execute(bump, [{"a": a, "bucket": bucket, "x": spent[a]} for a in ids])
 
 
-async def first_bucket_reaching(conn: AsyncConnection, account_id: str, start: datetime, need: int) -> Any:
+async def first_bucket_reaching(
+    conn: AsyncConnection, account_id: str, start: datetime, need: int
+) -> datetime | None:
     """The earliest bucket (from `start`) at which the running total of spend reaches `need`."""
     running = func.sum(spend_buckets.c.amount).over(order_by=spend_buckets.c.bucket_start)
     inner = (
@@ -229,11 +233,12 @@ async def first_bucket_reaching(conn: AsyncConnection, account_id: str, start: d
     return (await conn.execute(stmt)).scalar()
 
 
-async def earliest_open_expiry(conn: AsyncConnection, account_id: str) -> Any:
+async def earliest_open_expiry(conn: AsyncConnection, account_id: str) -> datetime | None:
     stmt = select(func.min(holds.c.expires_at)).where(
         holds.c.account_id == account_id, holds.c.status == "open"
     )
-    return (await conn.execute(stmt)).scalar()
+    expiry: datetime | None = (await conn.execute(stmt)).scalar()
+    return expiry
 
 
 async def prune_buckets(conn: AsyncConnection, before: datetime) -> int:
@@ -257,10 +262,28 @@ _PG_AUTHORIZE_MANY = (
 )
 
 
-async def pg_authorize_many(conn: AsyncConnection, rows: list[dict[str, Any]]) -> list[Any]:
+async def pg_authorize_many(conn: AsyncConnection, rows: list[dict[str, Any]]) -> list[AnyRow]:
     """Many authorize decisions in one statement, locking accounts in id order. Each result row
     carries `o_index`, the 1-based position of its request."""
     columns = ("account_id", "request_id", "amount", "created_at", "expires_at", "id", "model", "provider")
     args: list[Any] = [[r[c] for r in rows] for c in columns]
     args.append([None if r["metadata"] is None else orjson.dumps(r["metadata"]).decode() for r in rows])
     return list(await conn.exec_driver_sql(_PG_AUTHORIZE_MANY, tuple(args)))
+
+
+async def held_mismatches(conn: AsyncConnection) -> list[AnyRow]:
+    """Accounts whose `held` is not the sum of their open holds: (id, held, open_sum) rows."""
+    open_holds = (
+        select(holds.c.account_id, func.sum(holds.c.amount).label("total"))
+        .where(holds.c.status == "open")
+        .group_by(holds.c.account_id)
+        .subquery()
+    )
+    open_sum = func.coalesce(open_holds.c.total, 0)
+    stmt = (
+        select(accounts.c.id, accounts.c.held, open_sum.label("open_sum"))
+        .select_from(accounts.outerjoin(open_holds, open_holds.c.account_id == accounts.c.id))
+        .where(accounts.c.held != open_sum)
+        .order_by(accounts.c.id)
+    )
+    return list(await conn.execute(stmt))

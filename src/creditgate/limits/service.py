@@ -19,35 +19,27 @@ Rules:
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from datetime import datetime, timedelta
+from dataclasses import dataclass, replace
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from creditgate.accounts.principal import Principal
 from creditgate.errors import Conflict, CreditgateError, NotFound
-from creditgate.ids import new_id
 from creditgate.ledger import service as ledger
-from creditgate.limits import postgres, windows
+from creditgate.limits import decision, postgres, windows
 from creditgate.limits import repository as repo
-from creditgate.limits.holds import Decision, Hold, HoldRequest, Row
-from creditgate.limits.windows import PERIODS
-
-_MS = timedelta(milliseconds=1)
+from creditgate.limits.holds import Decision, Hold, HoldRequest
 
 
 @dataclass(frozen=True)
-class _Window:
-    amount: int
-    duration: str
-    strategy: str
-    start: datetime
-    spend: int
+class HeldMismatch:
+    """An account whose cached `held` is not the sum of its open holds."""
 
-
-def _ceil_ms(delta: timedelta) -> int:
-    return max(0, -(-delta // _MS))
+    account_id: str
+    held: int
+    open_holds: int
 
 
 async def authorize(
@@ -63,102 +55,28 @@ async def authorize(
     metadata: dict[str, Any] | None = None,
 ) -> Decision:
     """Grant and hold `amount`, or deny with a reason. The caller has checked the principal.
-    PostgreSQL runs the decision as one statement (function creditgate_authorize_many, the same
-    rules), so the account row lock is held for the shortest time; SQLite runs it here."""
+    Raises NotFound for an unknown account."""
+    req = HoldRequest(account_id, request_id, amount, now, ttl_seconds, model, provider, metadata)
+    (result,) = await authorize_many(conn, [req])
+    if isinstance(result, NotFound):
+        raise result
+    return result
+
+
+async def authorize_many(conn: AsyncConnection, requests: list[HoldRequest]) -> list[Decision | NotFound]:
+    """Decide many requests at once. PostgreSQL runs the decision as one statement (function
+    creditgate_authorize_many, authorize_many.sql: accounts locked in id order, each row lock
+    held for the shortest time); SQLite runs its Python twin, limits.decision. Returns, per
+    request, its Decision or the NotFound for an unknown account."""
     if conn.dialect.name == "postgresql":
-        req = HoldRequest(account_id, request_id, amount, now, ttl_seconds, model, provider, metadata)
-        return await postgres.authorize(conn, req)
-    account = await repo.lock_account(conn, account_id)
-    if account is None:
-        raise NotFound(f"no account {account_id!r}", field="account_id")
-    existing = await repo.hold_by_request(conn, account_id, request_id)
-    if existing is not None:
-        return Decision(allowed=True, hold=Hold.from_row(existing), replayed=True)
-    need = max(amount, 1)
-    available = account.balance - account.held + (account.credit_limit if account.mode == "postpaid" else 0)
-    window = await _current_window(conn, account_id, now)
-    if available < need:
-        return Decision(allowed=False, reason="insufficient_credit")
-    if window is not None and window.spend + account.held + need > window.amount:
-        retry = await _retry_after(conn, account_id, window, account.held, need, now)
-        return Decision(allowed=False, reason="spending_limit", retry_after_ms=retry)
-    remaining_limit = None if window is None else window.amount - window.spend - account.held - amount
-    row = {
-        "id": new_id("hold"),
-        "account_id": account_id,
-        "request_id": request_id,
-        "amount": amount,
-        "status": "open",
-        "model": model,
-        "provider": provider,
-        "metadata": metadata,
-        "remaining_credit": available - amount,
-        "remaining_limit": remaining_limit,
-        "created_at": now,
-        "expires_at": now + timedelta(seconds=ttl_seconds),
-        "closed_at": None,
-        "captured": None,
-        "overrun": 0,
-        "late": False,
-        "event_id": None,
-    }
-    await repo.insert_hold(conn, row)
-    if amount:
-        await repo.add_held(conn, account_id, amount)
-    return Decision(allowed=True, hold=Hold.from_row(Row(row)))
-
-
-async def _current_window(conn: AsyncConnection, account_id: str, now: datetime) -> _Window | None:
-    """The account's limit with the recorded spend of the window in force at `now`, bringing
-    the running sum up to date (subtracting buckets that slid out, or recomputing)."""
-    row = await repo.limit_with_state(conn, account_id)
-    if row is None:
-        return None
-    start = windows.window_start(row.duration, row.strategy, now)
-    same_limit = row.state_duration == row.duration and row.state_strategy == row.strategy
-    if same_limit and row.window_start == start:
-        spend = int(row.window_spend)
-    elif (
-        same_limit
-        and row.strategy == "sliding"
-        and row.window_start < start < row.window_start + PERIODS[row.duration]
-    ):
-        spend = int(row.window_spend) - await repo.sum_buckets(conn, account_id, row.window_start, start)
-    else:
-        spend = await repo.sum_buckets(conn, account_id, start)
-    if not (same_limit and row.window_start == start):
-        await repo.put_state(conn, account_id, row.duration, row.strategy, start, spend)
-    return _Window(int(row.amount), row.duration, row.strategy, start, spend)
-
-
-async def _retry_after(
-    conn: AsyncConnection, account_id: str, window: _Window, held: int, need: int, now: datetime
-) -> int | None:
-    """Milliseconds until the window could have room for `need`, assuming no new spend and the
-    open holds staying; None when it never will (the request alone exceeds the limit)."""
-    if need > window.amount:
-        return None
-    allowed_spend = window.amount - held - need
-    if allowed_spend < 0:  # open holds alone block it: they close by their expiry at the latest
-        expiry = await repo.earliest_open_expiry(conn, account_id)
-        return None if expiry is None else _ceil_ms(expiry - now)
-    if window.strategy == "fixed":
-        return _ceil_ms(windows.fixed_window_end(window.duration, now) - now)
-    bucket = await repo.first_bucket_reaching(conn, account_id, window.start, window.spend - allowed_spend)
-    if bucket is None:
-        return None
-    return _ceil_ms(windows.leaves_sliding_window(window.duration, bucket) - now)
+        return await postgres.authorize_many(conn, requests)
+    return await decision.authorize_many(conn, requests)
 
 
 async def record_spend(conn: AsyncConnection, spent: dict[str, int], now: datetime) -> None:
     """Count recorded usage (per account, units) in the windows, at `now`. The caller holds the
     accounts' row locks (ingest locks them before debiting)."""
     await repo.add_spend(conn, spent, windows.floor_minute(now))
-
-
-def _visible(hold: Any, principal: Principal, action: str) -> None:
-    if hold is None or not principal.may(action, hold.account_id):
-        raise NotFound("no such hold", field="hold_id")
 
 
 async def get_hold(conn: AsyncConnection, hold_id: str, principal: Principal) -> Hold:
@@ -188,36 +106,40 @@ async def lock_holds_for_settle(
     return out
 
 
-async def finish_settle(
-    conn: AsyncConnection, hold: Hold, *, captured: int, event_id: str, now: datetime
-) -> Hold:
-    """Close a hold locked by lock_holds_for_settle whose usage was just recorded: release what it
-    held and record the capture, any overrun, and whether it came after the expiry."""
-    (closed,) = await finish_settle_many(conn, [(hold, captured, event_id)], now)
-    return closed
-
-
 async def finish_settle_many(
     conn: AsyncConnection, closes: list[tuple[Hold, int, str]], now: datetime
 ) -> list[Hold]:
-    """finish_settle for several distinct locked holds: (hold, captured, event_id) each."""
+    """Close several distinct holds locked by lock_holds_for_settle whose usage was just
+    recorded, (hold, captured, event_id) each: release what each held and record the capture,
+    any overrun, and whether it came after the expiry."""
     released: dict[str, int] = {}
     rows: list[dict[str, Any]] = []
     closed: list[Hold] = []
     for hold, captured, event_id in closes:
         covered = hold.amount if hold.status == "open" else 0
-        values = {
-            "status": "settled",
-            "captured": captured,
-            "overrun": max(0, captured - covered),
-            "late": hold.status == "expired" or now > hold.expires_at,
-            "event_id": event_id,
-            "closed_at": now,
-        }
+        settled = replace(
+            hold,
+            status="settled",
+            captured=captured,
+            overrun=max(0, captured - covered),
+            late=hold.status == "expired" or now > hold.expires_at,
+            event_id=event_id,
+            closed_at=now,
+        )
         if hold.status == "open" and hold.amount:
             released[hold.account_id] = released.get(hold.account_id, 0) + hold.amount
-        rows.append({"hid": hold.id, **values})
-        closed.append(Hold(**{**hold.__dict__, **values}))
+        rows.append(
+            {
+                "hid": settled.id,
+                "status": settled.status,
+                "captured": settled.captured,
+                "overrun": settled.overrun,
+                "late": settled.late,
+                "event_id": settled.event_id,
+                "closed_at": settled.closed_at,
+            }
+        )
+        closed.append(settled)
     await repo.add_held_many(conn, {a: -amount for a, amount in released.items()})
     await repo.close_holds(conn, rows)
     return closed
@@ -227,7 +149,8 @@ async def void(conn: AsyncConnection, hold_id: str, principal: Principal, now: d
     """Release a hold without charging. Voiding a voided or expired hold changes nothing;
     voiding a settled one is a Conflict."""
     row = await repo.get_hold(conn, hold_id, lock=True)
-    _visible(row, principal, "gateway")
+    if row is None or not principal.may("gateway", row.account_id):
+        raise NotFound("no such hold", field="hold_id")
     hold = Hold.from_row(row)
     if hold.status == "settled":
         raise Conflict("the hold was already settled", field="hold_id")
@@ -235,9 +158,8 @@ async def void(conn: AsyncConnection, hold_id: str, principal: Principal, now: d
         return hold
     if hold.amount:
         await repo.add_held(conn, hold.account_id, -hold.amount)
-    values = {"status": "voided", "closed_at": now}
-    await repo.update_hold(conn, hold.id, values)
-    return Hold(**{**hold.__dict__, **values})
+    await repo.update_hold(conn, hold.id, {"status": "voided", "closed_at": now})
+    return replace(hold, status="voided", closed_at=now)
 
 
 async def expire(conn: AsyncConnection, now: datetime, batch: int = 500) -> int:
@@ -267,22 +189,15 @@ async def hold_totals(conn: AsyncConnection, account_id: str) -> tuple[int, int]
 
 async def window_spend(conn: AsyncConnection, account_id: str, now: datetime) -> int | None:
     """Recorded spend in the account's current window (None without a limit)."""
-    window = await _current_window(conn, account_id, now)
+    window = await decision.current_window(conn, account_id, now)
     return None if window is None else window.spend
 
 
-async def authorize_many(conn: AsyncConnection, requests: list[HoldRequest]) -> list[Decision | NotFound]:
-    """Decide many requests at once (one statement on PostgreSQL, accounts locked in id order).
-    Returns, per request, its Decision or the NotFound for an unknown account."""
-    if conn.dialect.name == "postgresql":
-        return await postgres.authorize_many(conn, requests)
-    results: list[Decision | NotFound] = []
-    for req in requests:
-        try:
-            results.append(await authorize(conn, **req.__dict__))
-        except NotFound as exc:
-            results.append(exc)
-    return results
+async def held_mismatches(conn: AsyncConnection) -> list[HeldMismatch]:
+    """Every account whose `held` differs from the sum of its open holds (reconcile's check)."""
+    return [
+        HeldMismatch(row.id, int(row.held), int(row.open_sum)) for row in await repo.held_mismatches(conn)
+    ]
 
 
-__all__ = ["Decision", "Hold", "HoldRequest"]
+__all__ = ["Decision", "HeldMismatch", "Hold", "HoldRequest"]

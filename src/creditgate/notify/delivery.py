@@ -23,6 +23,7 @@ from creditgate.clock import Clock
 from creditgate.ids import new_id
 from creditgate.notify import repository as repo
 from creditgate.notify import signing
+from creditgate.observability import logs, metrics
 
 # Waits after attempt 1, 2, ... fails (Standard Webhooks / Svix schedule); then it is failed.
 RETRY_SCHEDULE = (
@@ -40,6 +41,7 @@ CONCURRENCY = 8
 LEASE_MARGIN = timedelta(seconds=30)
 USER_AGENT = "creditgate-webhooks/0.1"
 MAX_ERROR = 500
+log = logs.get("creditgate.webhooks")
 
 
 @dataclass(frozen=True)
@@ -178,4 +180,17 @@ async def record(conn: AsyncConnection, item: Claimed, result: AttemptResult, no
             "finished_at": None if status == "pending" else now,
         },
     )
-    return status if settled else "stale"
+    outcome = status if settled else "stale"
+    label = "retrying" if outcome == "pending" else outcome
+    metrics.WEBHOOK_DELIVERIES.labels(label).inc()
+    if not result.succeeded:
+        log.warning(
+            "webhook delivery failed",
+            event_id=item.event_id,
+            endpoint_id=item.endpoint_id,
+            attempt=item.attempt,
+            status_code=result.status_code,
+            error=result.error,
+            next=label,
+        )
+    return outcome

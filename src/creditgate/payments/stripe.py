@@ -142,14 +142,15 @@ class StripeProcessor:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> StripeProcessor:
-        if not settings.stripe_api_key or not settings.stripe_webhook_secret:
+        api_key, webhook_secret = settings.secret("stripe_api_key"), settings.secret("stripe_webhook_secret")
+        if not api_key or not webhook_secret:
             raise ValueError(
                 "CREDITGATE_PAYMENTS=stripe needs CREDITGATE_STRIPE_API_KEY and "
                 "CREDITGATE_STRIPE_WEBHOOK_SECRET"
             )
         return cls(
-            settings.stripe_api_key,
-            settings.stripe_webhook_secret,
+            api_key,
+            webhook_secret,
             api_base=settings.stripe_api_base,
             max_network_retries=settings.stripe_max_network_retries,
         )

@@ -20,6 +20,7 @@ from creditgate.billing import service as billing
 from creditgate.billing.service import Card
 from creditgate.billing.topups import Topup
 from creditgate.errors import CreditgateError, PaymentFailed, ServiceUnavailable
+from creditgate.observability import metrics
 from creditgate.payments.gateway import ChargeResult
 from creditgate.workflows.context import Context
 
@@ -69,6 +70,7 @@ async def charge_topup(ctx: Context, topup: Topup, *, off_session: bool) -> Topu
             result = await proc.charge(topup.charge_request(off_session=off_session))
         except Exception as exc:
             if off_session:
+                metrics.AUTO_TOPUPS.labels("unanswered").inc()
                 log.exception(
                     "auto top-up %s: the charge has no answer; retrying with the same key", topup.id
                 )
@@ -82,6 +84,9 @@ async def charge_topup(ctx: Context, topup: Topup, *, off_session: bool) -> Topu
                 f"the card processor could not be reached; top-up {topup.invoice_id} is not settled and "
                 "will never be charged twice: check it with topup/status or send the same request again"
             ) from exc
+    if off_session:
+        metrics.AUTO_TOPUPS.labels(result.status).inc()
+        log.info("auto top-up %s charged: %s %s", topup.id, result.status, result.failure_code or "")
     async with ctx.db.write() as conn:
         return await topups.record_charge(conn, topup.id, result, ctx.clock())
 

@@ -1,0 +1,30 @@
+"""Token table. Accounts themselves live in the ledger domain, next to their balance."""
+
+from sqlalchemy import Column, ForeignKey, String, Table
+
+from creditgate.db.metadata import metadata
+from creditgate.db.types import UTCDateTime
+
+tokens = Table(
+    "tokens",
+    metadata,
+    Column("id", String(40), primary_key=True),
+    Column("account_id", String(64), ForeignKey("accounts.id"), nullable=False, index=True),
+    Column("scope", String(16), nullable=False),
+    Column("token_hash", String(64), nullable=False, unique=True),
+    Column("prefix", String(16), nullable=False),
+    Column("name", String(200), nullable=True),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("revoked_at", UTCDateTime, nullable=True),
+)
+
+idempotency_keys = Table(
+    "idempotency_keys",
+    metadata,
+    Column("scope", String(64), primary_key=True),
+    Column("key", String(255), primary_key=True),
+    Column("request_hash", String(64), nullable=False),
+    Column("status_code", String(3), nullable=False),
+    Column("response", String, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+)

@@ -1,0 +1,137 @@
+"""topup/config and spending-limit: get, set and delete an account's configuration."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import Response
+
+from creditgate.accounts.principal import Principal
+from creditgate.api.auth import principal
+from creditgate.api.cloudflare.common import BILLING, config_wire, ok, require_keys
+from creditgate.api.responses import read_object
+from creditgate.api.state import Services, services
+from creditgate.billing import service as billing
+from creditgate.errors import PermissionDenied, ValidationError
+from creditgate.ledger import service as ledger
+from creditgate.limits import config as limits
+from creditgate.limits.config import SpendingLimit
+from creditgate.money import cents, to_cents_number
+
+router = APIRouter()
+MIN_LIMIT_CENTS = 100
+
+
+def _may_write_config(svc: Services, caller: Principal) -> None:
+    """Cloudflare accepts auto top-up config writes from dashboard sessions only. Here API
+    tokens may write unless CREDITGATE_TOPUP_CONFIG_API_WRITES=false; the operator always may."""
+    if not svc.settings.topup_config_api_writes and not caller.is_operator:
+        raise PermissionDenied(
+            "auto top-up configuration cannot be changed with an API token on this server "
+            "(CREDITGATE_TOPUP_CONFIG_API_WRITES=false)"
+        )
+
+
+@router.get(BILLING + "/topup/config")
+async def get_topup_config(
+    request: Request, account_id: str, caller: Principal = Depends(principal)
+) -> Response:
+    caller.require("read", account_id)
+    svc = services(request)
+    async with svc.db.read() as conn:
+        await ledger.get_account(conn, account_id)
+        config = await billing.get_topup_config(conn, account_id)
+    return ok(config_wire(config))
+
+
+@router.post(BILLING + "/topup/config")
+async def set_topup_config(
+    request: Request, account_id: str, caller: Principal = Depends(principal)
+) -> Response:
+    caller.require("write", account_id)
+    svc = services(request)
+    _may_write_config(svc, caller)
+    body = await read_object(request, allowed={"amount", "threshold"})
+    require_keys(body, ("amount", "threshold"))
+    async with svc.db.write() as conn:
+        config = await billing.set_topup_config(
+            conn, account_id, amount=body["amount"], threshold=body["threshold"], now=svc.clock()
+        )
+    return ok({"amount": config.amount, "threshold": config.threshold})
+
+
+@router.delete(BILLING + "/topup/config")
+async def delete_topup_config(
+    request: Request, account_id: str, caller: Principal = Depends(principal)
+) -> Response:
+    caller.require("write", account_id)
+    svc = services(request)
+    _may_write_config(svc, caller)
+    async with svc.db.write() as conn:
+        await billing.delete_topup_config(conn, account_id)
+    return ok({})
+
+
+def _limit_wire(limit: SpendingLimit | None) -> dict[str, object]:
+    if limit is None:
+        return {"enabled": False, "config": {"amount": None, "duration": None, "strategy": None}}
+    return {
+        "enabled": True,
+        "config": {
+            "amount": to_cents_number(limit.amount),
+            "duration": limit.duration,
+            "strategy": limit.strategy,
+        },
+    }
+
+
+@router.get(BILLING + "/spending-limit")
+async def get_spending_limit(
+    request: Request, account_id: str, caller: Principal = Depends(principal)
+) -> Response:
+    caller.require("read", account_id)
+    svc = services(request)
+    async with svc.db.read() as conn:
+        await ledger.get_account(conn, account_id)
+        limit = await limits.get_limit(conn, account_id)
+    return ok(_limit_wire(limit))
+
+
+@router.post(BILLING + "/spending-limit")
+async def set_spending_limit(
+    request: Request, account_id: str, caller: Principal = Depends(principal)
+) -> Response:
+    """Deprecated on Cloudflare's live service (always 403); creditgate serves it as specified."""
+    caller.require("write", account_id)
+    svc = services(request)
+    body = await read_object(request, allowed={"amount", "duration", "strategy"})
+    require_keys(body, ("amount", "duration", "strategy"))
+    amount = billing.check_cents(body["amount"], "amount", minimum=MIN_LIMIT_CENTS)
+    if body["duration"] not in limits.DURATIONS:
+        raise ValidationError("duration must be one of daily, weekly, monthly", field="duration")
+    if body["strategy"] not in limits.STRATEGIES:
+        raise ValidationError("strategy must be one of fixed, sliding", field="strategy")
+    async with svc.db.write() as conn:
+        await ledger.lock(conn, [account_id])
+        await ledger.get_account(conn, account_id)
+        limit = await limits.set_limit(
+            conn,
+            account_id,
+            amount=cents(amount),
+            duration=body["duration"],
+            strategy=body["strategy"],
+            now=svc.clock(),
+        )
+    return ok(_limit_wire(limit), status=201)
+
+
+@router.delete(BILLING + "/spending-limit")
+async def delete_spending_limit(
+    request: Request, account_id: str, caller: Principal = Depends(principal)
+) -> Response:
+    caller.require("write", account_id)
+    svc = services(request)
+    async with svc.db.write() as conn:
+        await ledger.lock(conn, [account_id])
+        await ledger.get_account(conn, account_id)
+        await limits.delete_limit(conn, account_id)
+    return ok({})

@@ -1,0 +1,74 @@
+"""Proof that the books balance: every cached balance equals the sum of its entries, the
+usage debits of every account equal the cost of its stored usage events, and the top-up
+credits of every account equal its paid top-up invoices."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from creditgate.billing import repository as billing_repo
+from creditgate.ledger import service as ledger
+from creditgate.metering import service as metering
+from creditgate.money import UNITS_PER_CENT, to_usd_string
+
+
+async def reconcile_report(conn: AsyncConnection) -> dict[str, Any]:
+    """A JSON-ready report; `ok` is False when any check fails."""
+    checked, mismatches = await ledger.reconcile(conn)
+    problems: list[dict[str, Any]] = [
+        {
+            "account_id": m.account_id,
+            "check": "balance == sum(entries) == last running balance",
+            "cached_usd": to_usd_string(m.cached_balance),
+            "entries_usd": to_usd_string(m.sum_of_entries),
+            "running_usd": to_usd_string(m.last_running_balance),
+        }
+        for m in mismatches
+    ]
+    debited = await ledger.total_by_kind(conn, "usage")
+    metered = await metering.usage_totals(conn)
+    for account_id in sorted(set(debited) | set(metered)):
+        charged, cost = -debited.get(account_id, 0), metered.get(account_id, 0)
+        if charged != cost:
+            problems.append(
+                {
+                    "account_id": account_id,
+                    "check": "usage debits == sum(usage event costs)",
+                    "debited_usd": to_usd_string(charged),
+                    "events_usd": to_usd_string(cost),
+                }
+            )
+    problems.extend(await _topup_problems(conn))
+    return {"ok": not problems, "accounts_checked": checked, "problems": problems}
+
+
+async def _topup_problems(conn: AsyncConnection) -> list[dict[str, Any]]:
+    """Top-up credits in the ledger == paid top-up invoices, and every top-up agrees with its
+    invoice (completed <-> paid)."""
+    problems: list[dict[str, Any]] = []
+    credited = await ledger.total_by_kind(conn, "topup")
+    paid = await billing_repo.paid_topup_totals(conn)
+    for account_id in sorted(set(credited) | set(paid)):
+        units, paid_units = credited.get(account_id, 0), paid.get(account_id, 0) * UNITS_PER_CENT
+        if units != paid_units:
+            problems.append(
+                {
+                    "account_id": account_id,
+                    "check": "topup credits == paid top-up invoices",
+                    "credited_usd": to_usd_string(units),
+                    "invoiced_usd": to_usd_string(paid_units),
+                }
+            )
+    for row in await billing_repo.inconsistent_topups(conn):
+        problems.append(
+            {
+                "account_id": row.account_id,
+                "check": "top-up completed <-> invoice paid",
+                "topup_id": row.id,
+                "topup_status": row.status,
+                "invoice_status": row.invoice_status,
+            }
+        )
+    return problems

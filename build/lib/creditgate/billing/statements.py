@@ -1,0 +1,192 @@
+"""Monthly statements: each finished UTC calendar month closed into one invoice per account.
+
+A month is closed `CLOSE_AFTER` after it ends (late usage reports still land in it), once
+per account (primary key account + period start, taken under the account lock). Its lines
+are the month's usage per provider/model from the rollups, plus one "late usage" line for
+usage of earlier, already-closed months reported after they closed, so the statements of an
+account always add up to all its usage. A month without usage is recorded (so it is never
+looked at again) but issues no invoice.
+
+What is due:
+
+* prepaid accounts: nothing. Usage was paid from credit as it happened; an overdraft (a
+  negative balance) is taken from the next top-up, so billing it here would charge twice.
+  The statement is `paid`, amount_due 0; the PDF shows the credit applied.
+* postpaid accounts: the part of the statement's usage the balance does not cover,
+  `min(usage, max(0, -balance at close))`, in whole cents. Status `open` when that is
+  non-zero. Earlier unpaid statements are not billed again: their deficit is already in the
+  balance, and each statement asks at most for its own usage. Collecting it (a top-up
+  restores the balance) and marking it paid are the operator's (`mark_paid`).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from creditgate.billing import autotopup_repo as arepo
+from creditgate.billing import repository as repo
+from creditgate.billing.invoices import Invoice, month_bounds
+from creditgate.billing.topups import invoice_number
+from creditgate.errors import Conflict, NotFound
+from creditgate.ids import new_id, new_secret
+from creditgate.ledger import service as ledger
+from creditgate.metering import service as metering
+from creditgate.money import to_usd_string, to_whole_cents
+from creditgate.notify import service as notify
+
+CLOSE_AFTER = timedelta(hours=1)
+ORIGIN = "statement"
+_BEGINNING = datetime(2000, 1, 1, tzinfo=UTC)  # usage events cannot be older (metering.events)
+
+
+def last_closable(now: datetime) -> tuple[datetime, datetime]:
+    """The newest month that may be closed at `now`: [start, end)."""
+    current_start, _ = month_bounds(now - CLOSE_AFTER)
+    return month_bounds(current_start - timedelta(days=1))
+
+
+async def accounts_to_close(conn: AsyncConnection, now: datetime, *, limit: int) -> list[str]:
+    start, end = last_closable(now)
+    return await arepo.accounts_to_close(conn, start, end, limit)
+
+
+async def close_account(conn: AsyncConnection, account_id: str, now: datetime) -> int:
+    """Close every finished month of the account not closed yet; returns how many months
+    were closed. Takes the account lock, so two runners close each month once."""
+    await ledger.lock(conn, [account_id])
+    account = await ledger.get_account(conn, account_id)
+    _, stop = last_closable(now)
+    last = await arepo.last_statement(conn, account_id)
+    start = last.period_end if last is not None else month_bounds(account.created_at)[0]
+    closed = 0
+    while start < stop:
+        _, end = month_bounds(start)
+        await _close_month(conn, account, start, end, now)
+        start = end
+        closed += 1
+    return closed
+
+
+async def _close_month(
+    conn: AsyncConnection, account: Any, start: datetime, end: datetime, now: datetime
+) -> None:
+    rows = await metering.usage_by_model(conn, account.id, start, end)
+    earlier = sum(int(r.cost) for r in await metering.usage_by_model(conn, account.id, _BEGINNING, start))
+    late = max(0, earlier - await arepo.statement_totals_before(conn, account.id, start))
+    lines: list[dict[str, Any]] = [
+        {
+            "provider": r.provider,
+            "model": r.model,
+            "events": int(r.events),
+            "input_tokens": int(r.input_tokens),
+            "output_tokens": int(r.output_tokens),
+            "cached_tokens": int(r.cached_tokens),
+            "cost": int(r.cost),
+        }
+        for r in rows
+        if int(r.events) or int(r.cost)
+    ]
+    if late:
+        lines.append({"provider": None, "model": None, "events": 0, "cost": late, "late": True})
+    total = sum(line["cost"] for line in lines)
+    due = min(total, max(0, -int(account.balance))) if account.mode == "postpaid" else 0
+    invoice_id = None
+    if lines:
+        invoice_id = await _issue(conn, account.id, start, total, due, now)
+    await arepo.insert_statement(
+        conn,
+        {
+            "account_id": account.id,
+            "period_start": start,
+            "period_end": end,
+            "invoice_id": invoice_id,
+            "mode": account.mode,
+            "total": total,
+            "late": late,
+            "credits": total - due,
+            "due": due,
+            "lines": lines,
+            "created_at": now,
+        },
+    )
+
+
+async def _issue(
+    conn: AsyncConnection, account_id: str, start: datetime, total: int, due: int, now: datetime
+) -> str:
+    due_cents = to_whole_cents(due)
+    invoice_id = new_id("in")
+    status = "open" if due_cents else "paid"
+    await repo.insert_invoice(
+        conn,
+        {
+            "id": invoice_id,
+            "account_id": account_id,
+            "number": invoice_number(account_id, await repo.count_invoices(conn, account_id) + 1),
+            "status": status,
+            "origin": ORIGIN,
+            "currency": "usd",
+            "amount_due": due_cents,
+            "amount_paid": 0,
+            "description": f"Usage statement {start:%Y-%m}: ${to_usd_string(total)} of usage, "
+            f"${to_usd_string(total - due)} paid from credits",
+            "attempt_count": 0,
+            "pdf_key": new_secret(24),
+            "created_at": now,
+            "paid_at": now if status == "paid" else None,
+        },
+    )
+    payload = {
+        "invoice_id": invoice_id,
+        "origin": ORIGIN,
+        "period": f"{start:%Y-%m}",
+        "amount_due": due_cents,
+        "currency": "usd",
+        "usage_cents": to_whole_cents(total),
+        "credits_cents": to_whole_cents(total) - due_cents,
+    }
+    await notify.emit(conn, account_id, "invoice.finalized", payload, now)
+    return invoice_id
+
+
+async def pdf_lines(conn: AsyncConnection, invoice: Invoice) -> list[tuple[str, int]] | None:
+    """(description, cents) rows for a statement's PDF, ending with the totals; None for an
+    invoice that is not a statement. Line amounts are rounded to the cent one by one; the
+    totals come from the exact amounts."""
+    if invoice.origin != ORIGIN:
+        return None
+    statement = await arepo.statement_of_invoice(conn, invoice.id)
+    if statement is None:
+        return None
+    rows: list[tuple[str, int]] = []
+    for line in statement.lines:
+        if line.get("late"):
+            rows.append(("Usage of earlier periods reported after they closed", to_whole_cents(line["cost"])))
+            continue
+        events = line["events"]
+        text = (
+            f"{line['provider']}/{line['model']}: {events:,} request{'' if events == 1 else 's'}, "
+            f"{line['input_tokens']:,} in / {line['output_tokens']:,} out tokens"
+        )
+        rows.append((text, to_whole_cents(line["cost"])))
+    total, due = int(statement.total), int(statement.due)
+    rows.append(("Subtotal (usage)", to_whole_cents(total)))
+    rows.append(("Paid from prepaid credit", to_whole_cents(due) - to_whole_cents(total)))
+    return rows
+
+
+async def mark_paid(conn: AsyncConnection, account_id: str, invoice_id: str, now: datetime) -> None:
+    """The operator collected an open statement outside creditgate."""
+    row = await repo.get_invoice(conn, invoice_id)
+    if row is None or row.account_id != account_id or row.origin != ORIGIN:
+        raise NotFound(f"no statement invoice {invoice_id!r}")
+    if row.status == "paid":
+        return
+    changed = await arepo.set_invoice_status(
+        conn, invoice_id, ("open",), {"status": "paid", "amount_paid": int(row.amount_due), "paid_at": now}
+    )
+    if not changed:
+        raise Conflict(f"statement {invoice_id} is {row.status}")

@@ -1,0 +1,1 @@
+"""The `creditgate` command line (Typer)."""

@@ -1,0 +1,104 @@
+"""`creditgate worker`: the periodic jobs alone, without the HTTP service (run one or more
+next to `creditgate serve --no-jobs` setups, or as the only job runner). Jobs are safe with
+several workers at once; a worker stopped mid-pass loses nothing (leases expire, work is
+taken again)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+
+import typer
+
+from creditgate import jobs
+from creditgate.cli.runtime import emit, fail, load_settings, open_database, progress
+from creditgate.clock import system_clock
+from creditgate.config import ConfigError
+from creditgate.db import Database
+from creditgate.observability import logs
+from creditgate.payments.factory import make_processor
+from creditgate.payments.gateway import CardProcessor
+
+log = logging.getLogger("creditgate.worker")
+
+
+def worker(
+    interval: float = typer.Option(5.0, help="Seconds between passes."),
+    once: bool = typer.Option(False, "--once", help="Run one pass, print what each job did, and exit."),
+    job: list[str] = typer.Option(None, "--job", help="Run only this job (repeatable)."),
+    verbose: bool = typer.Option(False, "--verbose", "-v", help="Log debug detail."),
+) -> None:
+    """Run the periodic jobs (auto top-ups, monthly statements, webhook delivery, inbox
+    retries, ...) until stopped."""
+    if interval <= 0:
+        fail("--interval must be > 0", 2)
+    names = list(job) if job else None
+    unknown = sorted(set(names or ()) - set(jobs.JOBS))
+    if unknown:
+        fail(f"unknown job(s): {', '.join(unknown)}; known: {', '.join(jobs.JOBS)}", 2)
+    settings = load_settings()
+    logs.configure(settings.log_format, "debug" if verbose else settings.log_level)
+
+    async def main() -> dict[str, int] | None:
+        db = await open_database(settings, pool_size=4)
+        try:
+            processor = make_processor(settings, db, system_clock)
+            if once:
+                return await _one_pass(db, names or list(jobs.JOBS), processor)
+            log.info(
+                "worker started: database %s, jobs %s, every %ss",
+                db.dialect,
+                ", ".join(names or jobs.JOBS),
+                interval,
+            )
+            await _until_stopped(db, names, interval, processor)
+            log.info("worker stopped")
+            return None
+        finally:
+            await db.dispose()
+
+    try:
+        result = asyncio.run(main())
+    except ConfigError as exc:
+        fail(str(exc), 2)
+    if result is not None:
+        emit(result)
+        if any(count < 0 for count in result.values()):
+            raise typer.Exit(1)
+
+
+async def _one_pass(db: Database, names: list[str], processor: CardProcessor) -> dict[str, int]:
+    """Each job once, in order, with a progress line per job on stderr."""
+    done: dict[str, int] = {}
+    for index, name in enumerate(names, 1):
+        progress(f"worker: [{index}/{len(names)}] {name} ...")
+        done.update(await jobs.run_once(db, system_clock, [name], processor=processor))
+        outcome = "FAILED (see the log)" if done[name] < 0 else f"{done[name]} item(s)"
+        progress(f"worker: [{index}/{len(names)}] {name}: {outcome}")
+    return done
+
+
+async def _until_stopped(
+    db: Database, names: list[str] | None, interval: float, processor: CardProcessor
+) -> None:
+    """Passes every `interval` seconds until SIGINT/SIGTERM; a pass in flight is cancelled
+    (its transaction rolls back, its leases expire)."""
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+
+    async def passes() -> None:
+        if names is None:
+            await jobs.run_forever(db, system_clock, interval, processor=processor)
+        while True:
+            await jobs.run_once(db, system_clock, names, processor=processor)
+            await asyncio.sleep(interval)
+
+    task = asyncio.create_task(passes())
+    await stop.wait()
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task

@@ -1,0 +1,32 @@
+"""Direct driver access for the few hot statements that are worth it (PostgreSQL only).
+
+SQLAlchemy costs ~100-200 us of CPU per statement on top of asyncpg; the ingest path runs a
+handful of array statements per transaction, so it talks to asyncpg directly, inside the
+transaction SQLAlchemy opened. SQLAlchemy's asyncpg adapter only sends BEGIN before its
+first statement, so `pg_driver` makes sure that has happened.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+
+async def pg_driver(conn: AsyncConnection) -> Any:
+    """The asyncpg connection under `conn`, in `conn`'s open transaction."""
+    raw = await conn.get_raw_connection()
+    driver = raw.driver_connection
+    if driver is None:
+        raise RuntimeError("connection is closed")
+    if not driver.is_in_transaction():
+        adapter = raw.dbapi_connection
+        start = getattr(adapter, "_start_transaction", None)
+        if getattr(adapter, "_transaction", False) is None and start is not None:
+            await start()  # the adapter's own BEGIN, as its next execute would have sent
+        else:
+            await conn.execute(text("SELECT 1"))
+        if not driver.is_in_transaction():
+            raise RuntimeError("pg_driver needs a connection inside a transaction")
+    return driver

@@ -1,0 +1,234 @@
+"""Holds, per-minute spend buckets and the running window sum used by enforcement. On
+PostgreSQL also `creditgate_authorize_many`, the whole authorize decision for one request or a
+batch in one statement (the same rules as limits.service.authorize, which SQLite runs in Python).
+
+Revision ID: 0004_holds
+Revises: 0002_spending_limits
+"""
+
+import sqlalchemy as sa
+from alembic import op
+
+from creditgate.db.types import Json, UTCDateTime
+
+revision = "0004_holds"
+down_revision = "0002_spending_limits"
+branch_labels = None
+depends_on = None
+
+
+def _account_fk(table: str) -> sa.Column:  # type: ignore[type-arg]
+    return sa.Column(
+        "account_id",
+        sa.String(64),
+        sa.ForeignKey("accounts.id", name=f"fk_{table}_account_id_accounts"),
+        nullable=False,
+    )
+
+
+# The whole authorize decision, for one request or a batch, in one statement: the same rules as
+# limits.service.authorize (which SQLite runs in Python). Requests are taken in account-id order,
+# so concurrent batches lock accounts in the same order and never deadlock; each account is
+# locked and read once, and its `held` written once, however many requests it has in the batch.
+AUTHORIZE_MANY_FN = """
+CREATE OR REPLACE FUNCTION creditgate_authorize_many(
+    p_accounts text[], p_requests text[], p_amounts bigint[], p_now timestamptz[], p_expires timestamptz[],
+    p_hold_ids text[], p_models text[], p_providers text[], p_metadata text[])
+RETURNS TABLE (o_index int, o_outcome text, o_reason text, o_retry_after_ms bigint,
+               o_remaining_credit bigint, o_remaining_limit bigint)
+LANGUAGE plpgsql AS $fn$
+DECLARE
+    i int;
+    v_cur text := NULL;
+    v_found boolean := false;
+    v_balance bigint;
+    v_held bigint;
+    v_start_held bigint;
+    v_allowance bigint;
+    lim record;
+    v_has_limit boolean := false;
+    v_period interval;
+    v_state_ok boolean;
+    v_state_start timestamptz;
+    v_state_spend bigint;
+    v_ws timestamptz;
+    v_spend bigint;
+    v_need bigint;
+    v_available bigint;
+    v_allowed_spend bigint;
+    v_until timestamptz;
+    v_bucket timestamptz;
+BEGIN
+    FOR i IN SELECT s.i FROM generate_subscripts(p_accounts, 1) AS s(i) ORDER BY p_accounts[s.i], s.i LOOP
+        IF v_cur IS DISTINCT FROM p_accounts[i] THEN
+            IF v_found AND v_held <> v_start_held THEN
+                UPDATE accounts SET held = v_held WHERE id = v_cur;
+            END IF;
+            v_cur := p_accounts[i];
+            SELECT a.balance, a.held, CASE WHEN a.mode = 'postpaid' THEN a.credit_limit ELSE 0 END
+              INTO v_balance, v_held, v_allowance
+              FROM accounts a WHERE a.id = v_cur FOR UPDATE;
+            v_found := FOUND;
+            v_start_held := v_held;
+            IF v_found THEN
+                SELECT sl.amount, sl.duration, sl.strategy, ls.duration AS s_duration,
+                       ls.strategy AS s_strategy, ls.window_start, ls.window_spend
+                  INTO lim
+                  FROM spending_limits sl LEFT JOIN limit_state ls ON ls.account_id = sl.account_id
+                 WHERE sl.account_id = v_cur;
+                v_has_limit := FOUND;
+                IF v_has_limit THEN
+                    v_period := CASE lim.duration WHEN 'daily' THEN interval '1 day'
+                                WHEN 'weekly' THEN interval '7 days' ELSE interval '30 days' END;
+                    v_state_ok := coalesce(lim.s_duration = lim.duration AND lim.s_strategy = lim.strategy, false);
+                    v_state_start := lim.window_start;
+                    v_state_spend := lim.window_spend;
+                END IF;
+            END IF;
+        END IF;
+        IF NOT v_found THEN
+            RETURN QUERY SELECT i, 'missing'::text, NULL::text, NULL::bigint, NULL::bigint, NULL::bigint;
+            CONTINUE;
+        END IF;
+        IF EXISTS (SELECT 1 FROM holds h WHERE h.account_id = v_cur AND h.request_id = p_requests[i]) THEN
+            RETURN QUERY SELECT i, 'replayed'::text, NULL::text, NULL::bigint, NULL::bigint, NULL::bigint;
+            CONTINUE;
+        END IF;
+        IF v_has_limit THEN
+            IF lim.strategy = 'sliding' THEN
+                v_ws := date_trunc('minute', p_now[i], 'UTC') - v_period;
+            ELSE
+                v_ws := date_trunc(CASE lim.duration WHEN 'daily' THEN 'day' WHEN 'weekly' THEN 'week'
+                                   ELSE 'month' END, p_now[i], 'UTC');
+            END IF;
+            IF v_state_ok AND v_state_start = v_ws THEN
+                v_spend := v_state_spend;
+            ELSE
+                IF v_state_ok AND lim.strategy = 'sliding' AND v_state_start < v_ws
+                   AND v_ws < v_state_start + v_period THEN
+                    v_spend := v_state_spend - (SELECT coalesce(sum(b.amount), 0) FROM spend_buckets b
+                        WHERE b.account_id = v_cur AND b.bucket_start >= v_state_start AND b.bucket_start < v_ws);
+                ELSE
+                    v_spend := (SELECT coalesce(sum(b.amount), 0) FROM spend_buckets b
+                        WHERE b.account_id = v_cur AND b.bucket_start >= v_ws);
+                END IF;
+                INSERT INTO limit_state AS st (account_id, duration, strategy, window_start, window_spend)
+                VALUES (v_cur, lim.duration, lim.strategy, v_ws, v_spend)
+                ON CONFLICT (account_id) DO UPDATE SET duration = excluded.duration,
+                    strategy = excluded.strategy, window_start = excluded.window_start,
+                    window_spend = excluded.window_spend;
+                v_state_ok := true;
+                v_state_start := v_ws;
+                v_state_spend := v_spend;
+            END IF;
+        END IF;
+        v_need := greatest(p_amounts[i], 1);
+        v_available := v_balance - v_held + v_allowance;
+        IF v_available < v_need THEN
+            RETURN QUERY SELECT i, 'denied'::text, 'insufficient_credit'::text, NULL::bigint, NULL::bigint,
+                                NULL::bigint;
+            CONTINUE;
+        END IF;
+        IF v_has_limit AND v_spend + v_held + v_need > lim.amount THEN
+            v_until := NULL;
+            IF v_need <= lim.amount THEN
+                v_allowed_spend := lim.amount - v_held - v_need;
+                IF v_allowed_spend < 0 THEN
+                    v_until := (SELECT min(h.expires_at) FROM holds h
+                                 WHERE h.account_id = v_cur AND h.status = 'open');
+                ELSIF lim.strategy = 'fixed' THEN
+                    v_until := CASE lim.duration WHEN 'daily' THEN v_ws + interval '1 day'
+                               WHEN 'weekly' THEN v_ws + interval '7 days'
+                               ELSE ((v_ws AT TIME ZONE 'UTC') + interval '1 month') AT TIME ZONE 'UTC' END;
+                ELSE
+                    SELECT t.bucket_start INTO v_bucket FROM (
+                        SELECT b.bucket_start, sum(b.amount) OVER (ORDER BY b.bucket_start) AS total
+                          FROM spend_buckets b WHERE b.account_id = v_cur AND b.bucket_start >= v_ws) t
+                     WHERE t.total >= v_spend - v_allowed_spend ORDER BY t.bucket_start LIMIT 1;
+                    v_until := v_bucket + v_period + interval '1 minute';
+                END IF;
+            END IF;
+            RETURN QUERY SELECT i, 'denied'::text, 'spending_limit'::text,
+                CASE WHEN v_until IS NULL THEN NULL
+                     ELSE greatest(0, ceil(extract(epoch FROM v_until - p_now[i]) * 1000))::bigint END,
+                NULL::bigint, NULL::bigint;
+            CONTINUE;
+        END IF;
+        INSERT INTO holds (id, account_id, request_id, amount, status, model, provider, metadata,
+                           remaining_credit, remaining_limit, created_at, expires_at, closed_at, captured,
+                           overrun, late, event_id)
+        VALUES (p_hold_ids[i], v_cur, p_requests[i], p_amounts[i], 'open', p_models[i], p_providers[i],
+                p_metadata[i]::jsonb, v_available - p_amounts[i],
+                CASE WHEN v_has_limit THEN lim.amount - v_spend - v_held - p_amounts[i] END,
+                p_now[i], p_expires[i], NULL, NULL, 0, false, NULL);
+        RETURN QUERY SELECT i, 'granted'::text, NULL::text, NULL::bigint, v_available - p_amounts[i],
+                            CASE WHEN v_has_limit THEN lim.amount - v_spend - v_held - p_amounts[i] END;
+        v_held := v_held + p_amounts[i];
+    END LOOP;
+    IF v_found AND v_held <> v_start_held THEN
+        UPDATE accounts SET held = v_held WHERE id = v_cur;
+    END IF;
+END
+$fn$;
+"""
+
+
+def upgrade() -> None:
+    op.create_table(
+        "holds",
+        sa.Column("id", sa.String(40), nullable=False),
+        _account_fk("holds"),
+        sa.Column("request_id", sa.String(200), nullable=False),
+        sa.Column("amount", sa.BigInteger, nullable=False),
+        sa.Column("status", sa.String(8), nullable=False),
+        sa.Column("model", sa.String(200), nullable=True),
+        sa.Column("provider", sa.String(64), nullable=True),
+        sa.Column("metadata", Json, nullable=True),
+        sa.Column("remaining_credit", sa.BigInteger, nullable=False),
+        sa.Column("remaining_limit", sa.BigInteger, nullable=True),
+        sa.Column("created_at", UTCDateTime, nullable=False),
+        sa.Column("expires_at", UTCDateTime, nullable=False),
+        sa.Column("closed_at", UTCDateTime, nullable=True),
+        sa.Column("captured", sa.BigInteger, nullable=True),
+        sa.Column("overrun", sa.BigInteger, nullable=False),
+        sa.Column("late", sa.Boolean, nullable=False),
+        sa.Column("event_id", sa.String(200), nullable=True),
+        sa.PrimaryKeyConstraint("id", name="pk_holds"),
+        sa.UniqueConstraint("account_id", "request_id", name="uq_holds_account_id_request_id"),
+    )
+    # Partial: only open holds are ever looked up by expiry (the job, retry_after_ms), and a hot
+    # account's settled holds would otherwise pile up under one index key.
+    open_only = sa.text("status = 'open'")
+    for name, columns in (
+        ("ix_holds_open_expires_at", ["expires_at"]),
+        ("ix_holds_open_account_id_expires_at", ["account_id", "expires_at"]),
+    ):
+        op.create_index(name, "holds", columns, postgresql_where=open_only, sqlite_where=open_only)
+    op.create_table(
+        "spend_buckets",
+        _account_fk("spend_buckets"),
+        sa.Column("bucket_start", UTCDateTime, nullable=False),
+        sa.Column("amount", sa.BigInteger, nullable=False),
+        sa.PrimaryKeyConstraint("account_id", "bucket_start", name="pk_spend_buckets"),
+    )
+    op.create_table(
+        "limit_state",
+        _account_fk("limit_state"),
+        sa.Column("duration", sa.String(8), nullable=False),
+        sa.Column("strategy", sa.String(8), nullable=False),
+        sa.Column("window_start", UTCDateTime, nullable=False),
+        sa.Column("window_spend", sa.BigInteger, nullable=False),
+        sa.PrimaryKeyConstraint("account_id", name="pk_limit_state"),
+    )
+    if op.get_bind().dialect.name == "postgresql":
+        op.execute(AUTHORIZE_MANY_FN)
+
+
+def downgrade() -> None:
+    if op.get_bind().dialect.name == "postgresql":
+        op.execute("DROP FUNCTION IF EXISTS creditgate_authorize_many")
+    op.drop_table("limit_state")
+    op.drop_table("spend_buckets")
+    op.drop_index("ix_holds_open_account_id_expires_at", table_name="holds")
+    op.drop_index("ix_holds_open_expires_at", table_name="holds")
+    op.drop_table("holds")

@@ -1,0 +1,1 @@
+"""The credit ledger: accounts' balances and their append-only entries."""

@@ -1,0 +1,52 @@
+"""Ledger tables: accounts carry the cached balance; entries are append-only."""
+
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    ForeignKey,
+    Index,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+
+from creditgate.db.metadata import metadata
+from creditgate.db.types import BigIntPK, UTCDateTime
+
+accounts = Table(
+    "accounts",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("name", String(200), nullable=False),
+    Column("currency", String(3), nullable=False),
+    Column("mode", String(16), nullable=False),
+    Column("credit_limit", BigInteger, nullable=False),
+    Column("balance", BigInteger, nullable=False),
+    Column("held", BigInteger, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+)
+
+ledger_entries = Table(
+    "ledger_entries",
+    metadata,
+    Column("id", BigIntPK, primary_key=True, autoincrement=True),
+    Column("account_id", String(64), ForeignKey("accounts.id"), nullable=False),
+    Column("kind", String(24), nullable=False),
+    Column("amount", BigInteger, nullable=False),
+    Column("balance_after", BigInteger, nullable=False),
+    Column("ref", String(200), nullable=True),
+    Column("reason", Text, nullable=True),
+    Column("expires_at", UTCDateTime, nullable=True),
+    Column("created_at", UTCDateTime, nullable=False),
+    UniqueConstraint("account_id", "ref"),
+    Index("ix_ledger_entries_account_id_id", "account_id", "id"),
+)
+
+# Finds expiring grants without scanning the ledger; only grants with an expiry are indexed.
+Index(
+    "ix_ledger_entries_expires_at",
+    ledger_entries.c.expires_at,
+    postgresql_where=ledger_entries.c.expires_at.is_not(None),
+    sqlite_where=ledger_entries.c.expires_at.is_not(None),
+)

@@ -1,0 +1,203 @@
+"""SQL for the ledger. Only ledger.service imports this module."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import String, bindparam, cast, func, literal, select
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from creditgate.db.driver import pg_driver
+from creditgate.ledger.models import accounts, ledger_entries
+
+_PG_LOCK = "SELECT id, balance FROM accounts WHERE id = ANY($1::varchar[]) ORDER BY id FOR UPDATE"
+_PG_INSERT_ENTRIES = (
+    "INSERT INTO ledger_entries "
+    "(account_id, kind, amount, balance_after, ref, reason, expires_at, created_at) "
+    "SELECT a, k, am, b, r, rs, x, $8::timestamptz FROM unnest($1::varchar[], $2::varchar[], "
+    "$3::bigint[], $4::bigint[], $5::varchar[], $6::text[], $7::timestamptz[]) "
+    "WITH ORDINALITY AS t(a, k, am, b, r, rs, x, n) ORDER BY n"
+)
+_PG_ADD_TO_BALANCES = (
+    "UPDATE accounts SET balance = accounts.balance + d.delta "
+    "FROM unnest($1::varchar[], $2::bigint[]) AS d(id, delta) WHERE accounts.id = d.id"
+)
+
+
+async def lock_balances(conn: AsyncConnection, account_ids: Iterable[str]) -> dict[str, int]:
+    """Lock the accounts (in id order, so concurrent batches never deadlock) and read their
+    balances. On SQLite the writer already holds the database lock (BEGIN IMMEDIATE)."""
+    ids = sorted(set(account_ids))
+    if not ids:
+        return {}
+    if conn.dialect.name == "postgresql":
+        driver = await pg_driver(conn)
+        return {row[0]: row[1] for row in await driver.fetch(_PG_LOCK, ids)}
+    stmt = select(accounts.c.id, accounts.c.balance).where(accounts.c.id.in_(ids))
+    stmt = stmt.order_by(accounts.c.id)
+    if conn.dialect.name == "postgresql":
+        stmt = stmt.with_for_update()
+    rows = await conn.execute(stmt)
+    return {row.id: row.balance for row in rows}
+
+
+async def existing_refs(conn: AsyncConnection, account_id: str, refs: Sequence[str]) -> set[str]:
+    rows = await conn.execute(
+        select(ledger_entries.c.ref).where(
+            ledger_entries.c.account_id == account_id, ledger_entries.c.ref.in_(refs)
+        )
+    )
+    return {row.ref for row in rows}
+
+
+async def insert_entries(conn: AsyncConnection, rows: list[dict[str, Any]]) -> None:
+    """Append entries; their ids follow the order of `rows` (running balances rely on it).
+    One statement on PostgreSQL however many rows (all rows share one created_at there)."""
+    if not rows:
+        return
+    if conn.dialect.name == "postgresql" and len({r["created_at"] for r in rows}) == 1:
+        columns = ("account_id", "kind", "amount", "balance_after", "ref", "reason", "expires_at")
+        driver = await pg_driver(conn)
+        await driver.execute(
+            _PG_INSERT_ENTRIES, *([r[c] for r in rows] for c in columns), rows[0]["created_at"]
+        )
+        return
+    await conn.execute(ledger_entries.insert(), rows)
+
+
+async def add_to_balances(conn: AsyncConnection, deltas: dict[str, int]) -> None:
+    """Move cached balances by `deltas` (the rows are locked already; id order regardless)."""
+    if conn.dialect.name == "postgresql" and len(deltas) > 1:
+        ids = sorted(deltas)
+        await (await pg_driver(conn)).execute(_PG_ADD_TO_BALANCES, ids, [deltas[i] for i in ids])
+        return
+    if not deltas:
+        return
+    stmt = (
+        accounts.update()
+        .where(accounts.c.id == bindparam("b_id"))
+        .values(balance=accounts.c.balance + bindparam("b_delta"))
+    )
+    await conn.execute(stmt, [{"b_id": i, "b_delta": deltas[i]} for i in sorted(deltas)])
+
+
+async def entry_by_ref(conn: AsyncConnection, account_id: str, ref: str) -> Any:
+    result = await conn.execute(
+        select(ledger_entries).where(ledger_entries.c.account_id == account_id, ledger_entries.c.ref == ref)
+    )
+    return result.first()
+
+
+async def list_entries(
+    conn: AsyncConnection, account_id: str, *, limit: int, before_id: int | None
+) -> list[Any]:
+    stmt = select(ledger_entries).where(ledger_entries.c.account_id == account_id)
+    if before_id is not None:
+        stmt = stmt.where(ledger_entries.c.id < before_id)
+    rows = await conn.execute(stmt.order_by(ledger_entries.c.id.desc()).limit(limit))
+    return list(rows)
+
+
+async def balance_mismatches(conn: AsyncConnection) -> list[Any]:
+    """Accounts whose cached balance differs from the sum of their entries, or whose last
+    entry's running balance differs from the cached one."""
+    sums = (
+        select(
+            ledger_entries.c.account_id,
+            func.sum(ledger_entries.c.amount).label("total"),
+            func.max(ledger_entries.c.id).label("last_id"),
+        )
+        .group_by(ledger_entries.c.account_id)
+        .subquery()
+    )
+    last = ledger_entries.alias("last")
+    stmt = (
+        select(
+            accounts.c.id,
+            accounts.c.balance,
+            func.coalesce(sums.c.total, 0).label("total"),
+            func.coalesce(last.c.balance_after, 0).label("last_balance"),
+        )
+        .select_from(accounts)
+        .outerjoin(sums, sums.c.account_id == accounts.c.id)
+        .outerjoin(last, last.c.id == sums.c.last_id)
+        .where(
+            (accounts.c.balance != func.coalesce(sums.c.total, 0))
+            | (accounts.c.balance != func.coalesce(last.c.balance_after, 0))
+        )
+        .order_by(accounts.c.id)
+    )
+    return list(await conn.execute(stmt))
+
+
+async def count_accounts(conn: AsyncConnection) -> int:
+    return int((await conn.execute(select(func.count()).select_from(accounts))).scalar_one())
+
+
+async def insert_account(conn: AsyncConnection, row: dict[str, Any]) -> None:
+    await conn.execute(accounts.insert().values(**row))
+
+
+async def get_account(conn: AsyncConnection, account_id: str) -> Any:
+    return (await conn.execute(select(accounts).where(accounts.c.id == account_id))).first()
+
+
+async def get_accounts(conn: AsyncConnection, account_ids: Iterable[str]) -> dict[str, Any]:
+    ids = list(set(account_ids))
+    if not ids:
+        return {}
+    rows = await conn.execute(select(accounts).where(accounts.c.id.in_(ids)))
+    return {row.id: row for row in rows}
+
+
+async def list_accounts(conn: AsyncConnection, *, limit: int, after: str | None) -> list[Any]:
+    stmt = select(accounts).order_by(accounts.c.id).limit(limit)
+    if after is not None:
+        stmt = stmt.where(accounts.c.id > after)
+    return list(await conn.execute(stmt))
+
+
+async def total_by_kind(conn: AsyncConnection, kind: str) -> dict[str, int]:
+    stmt = (
+        select(ledger_entries.c.account_id, func.sum(ledger_entries.c.amount))
+        .where(ledger_entries.c.kind == kind)
+        .group_by(ledger_entries.c.account_id)
+    )
+    return {row[0]: int(row[1]) for row in await conn.execute(stmt)}
+
+
+async def grants_due_to_expire(conn: AsyncConnection, now: datetime, limit: int) -> list[Any]:
+    """(id, account_id) of grants whose expiry has passed and that have no expiry entry yet."""
+    grant, done = ledger_entries, ledger_entries.alias("done")
+    stmt = (
+        select(grant.c.id, grant.c.account_id)
+        .select_from(
+            grant.outerjoin(
+                done,
+                (done.c.account_id == grant.c.account_id)
+                & (done.c.ref == literal("expiry:") + cast(grant.c.id, String)),
+            )
+        )
+        .where(
+            grant.c.expires_at.is_not(None),
+            grant.c.expires_at <= now,
+            grant.c.kind == "grant",
+            done.c.id.is_(None),
+        )
+        .order_by(grant.c.account_id, grant.c.id)
+        .limit(limit)
+    )
+    return list(await conn.execute(stmt))
+
+
+async def all_entries(conn: AsyncConnection, account_id: str) -> list[Any]:
+    """Every entry of one account in ledger order (for the expiry replay)."""
+    e = ledger_entries.c
+    stmt = (
+        select(e.id, e.kind, e.amount, e.ref, e.expires_at, e.created_at)
+        .where(e.account_id == account_id)
+        .order_by(e.id)
+    )
+    return list(await conn.execute(stmt))

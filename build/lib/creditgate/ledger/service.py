@@ -1,0 +1,261 @@
+"""The ledger: append-only entries and a cached balance that always equals their sum.
+
+Every posting locks its accounts first (ordered by id), skips a `ref` that was already
+posted (so replays are harmless), writes the entries with their running balance and moves
+the cached balance in the same transaction.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from creditgate.errors import Conflict, NotFound, ReconcileMismatch, ValidationError
+from creditgate.ledger import repository as repo
+from creditgate.ledger.expiry import expiry_ref, unused_remainders
+from creditgate.money import MAX_AMOUNT, UNITS_PER_USD
+
+ACCOUNT_MODES = ("prepaid", "postpaid")
+
+# kind -> allowed sign of the amount: +1 credit only, -1 debit only, 0 either (never zero)
+ENTRY_KINDS: dict[str, int] = {
+    "topup": +1,
+    "grant": +1,
+    "usage": -1,
+    "adjustment": 0,
+    "refund": 0,
+    "expiry": -1,
+}
+
+
+@dataclass(frozen=True)
+class Posting:
+    """One intended ledger entry. `ref` makes it idempotent per account."""
+
+    account_id: str
+    kind: str
+    amount: int
+    ref: str | None = None
+    reason: str | None = None
+    expires_at: datetime | None = None
+
+    def check(self) -> None:
+        sign = ENTRY_KINDS.get(self.kind)
+        if sign is None:
+            raise ValidationError(f"unknown entry kind {self.kind!r}", field="kind")
+        if isinstance(self.amount, bool) or not isinstance(self.amount, int):
+            raise ValidationError("amount must be an integer of ledger units", field="amount")
+        # An expiry of a fully used grant is recorded with amount 0, so it happens exactly once.
+        zero_ok = self.kind == "expiry"
+        if (
+            (self.amount == 0 and not zero_ok)
+            or (sign == 1 and self.amount < 0)
+            or (sign == -1 and self.amount > 0)
+        ):
+            raise ValidationError(f"a {self.kind} entry cannot have amount {self.amount}", field="amount")
+        if abs(self.amount) > MAX_AMOUNT:
+            raise ValidationError("amount is larger than one entry may move", field="amount")
+        if self.expires_at is not None and self.kind != "grant":
+            raise ValidationError("only grants can expire", field="expires_at")
+
+
+@dataclass(frozen=True)
+class Mismatch:
+    account_id: str
+    cached_balance: int
+    sum_of_entries: int
+    last_running_balance: int
+
+
+async def lock(conn: AsyncConnection, account_ids: Iterable[str]) -> dict[str, int]:
+    """Lock accounts for this transaction (id order) and return their balances; missing ids
+    are simply absent. Pass the result to `post(locked=...)` to skip a second lock."""
+    return await repo.lock_balances(conn, account_ids)
+
+
+async def post(
+    conn: AsyncConnection,
+    postings: list[Posting],
+    now: datetime,
+    *,
+    locked: dict[str, int] | None = None,
+) -> list[bool]:
+    """Apply postings atomically. Returns, per posting, whether it was new (False = its ref was
+    already posted). Unknown accounts raise NotFound and nothing is written."""
+    if not postings:
+        return []
+    for p in postings:
+        p.check()
+    balances = (
+        locked if locked is not None else await repo.lock_balances(conn, (p.account_id for p in postings))
+    )
+    for p in postings:
+        if p.account_id not in balances:
+            raise NotFound(f"no account {p.account_id!r}", field="account_id")
+    seen = await _already_posted(conn, postings)
+    applied: list[bool] = []
+    rows: list[dict[str, Any]] = []
+    deltas: dict[str, int] = {}
+    for p in postings:
+        key = (p.account_id, p.ref)
+        if p.ref is not None and key in seen:
+            applied.append(False)
+            continue
+        if p.ref is not None:
+            seen.add(key)
+        balances[p.account_id] += p.amount
+        if abs(balances[p.account_id]) > MAX_AMOUNT:
+            raise ValidationError(
+                f"this would take the balance of {p.account_id!r} beyond the largest allowed "
+                f"(+/- {MAX_AMOUNT // UNITS_PER_USD} USD); nothing was written",
+                field="amount",
+            )
+        deltas[p.account_id] = deltas.get(p.account_id, 0) + p.amount
+        rows.append(
+            {
+                "account_id": p.account_id,
+                "kind": p.kind,
+                "amount": p.amount,
+                "balance_after": balances[p.account_id],
+                "ref": p.ref,
+                "reason": p.reason,
+                "expires_at": p.expires_at,
+                "created_at": now,
+            }
+        )
+        applied.append(True)
+    await repo.insert_entries(conn, rows)
+    await repo.add_to_balances(conn, deltas)
+    return applied
+
+
+async def _already_posted(conn: AsyncConnection, postings: list[Posting]) -> set[tuple[str, str | None]]:
+    by_account: dict[str, list[str]] = {}
+    for p in postings:
+        if p.ref is not None:
+            by_account.setdefault(p.account_id, []).append(p.ref)
+    seen: set[tuple[str, str | None]] = set()
+    for account_id, refs in by_account.items():
+        seen.update((account_id, ref) for ref in await repo.existing_refs(conn, account_id, refs))
+    return seen
+
+
+async def open_account(
+    conn: AsyncConnection,
+    account_id: str,
+    *,
+    name: str,
+    mode: str,
+    credit_limit: int,
+    now: datetime,
+    currency: str = "USD",
+) -> Any:
+    """Create the account row that carries the balance. Conflict if the id is taken."""
+    if mode not in ACCOUNT_MODES:
+        raise ValidationError("mode must be prepaid or postpaid", field="mode")
+    if not 0 <= credit_limit <= MAX_AMOUNT:
+        raise ValidationError("credit_limit must be between 0 and the largest amount", field="credit_limit")
+    if await repo.get_account(conn, account_id) is not None:
+        raise Conflict(f"account {account_id!r} already exists", field="id")
+    try:
+        await repo.insert_account(
+            conn,
+            {
+                "id": account_id,
+                "name": name,
+                "currency": currency,
+                "mode": mode,
+                "credit_limit": credit_limit,
+                "balance": 0,
+                "held": 0,
+                "created_at": now,
+            },
+        )
+    except IntegrityError as exc:  # a concurrent create won the race
+        raise Conflict(f"account {account_id!r} already exists", field="id") from exc
+    return await repo.get_account(conn, account_id)
+
+
+async def get_account(conn: AsyncConnection, account_id: str) -> Any:
+    """The account row, or NotFound."""
+    row = await repo.get_account(conn, account_id)
+    if row is None:
+        raise NotFound(f"no account {account_id!r}")
+    return row
+
+
+async def get_accounts(conn: AsyncConnection, account_ids: list[str]) -> dict[str, Any]:
+    return await repo.get_accounts(conn, account_ids)
+
+
+async def list_accounts(conn: AsyncConnection, *, limit: int = 100, after: str | None = None) -> list[Any]:
+    return await repo.list_accounts(conn, limit=limit, after=after)
+
+
+async def list_entries(
+    conn: AsyncConnection, account_id: str, *, limit: int = 100, before_id: int | None = None
+) -> list[Any]:
+    return await repo.list_entries(conn, account_id, limit=limit, before_id=before_id)
+
+
+async def entry_by_ref(conn: AsyncConnection, account_id: str, ref: str) -> Any:
+    return await repo.entry_by_ref(conn, account_id, ref)
+
+
+async def reconcile(conn: AsyncConnection) -> tuple[int, list[Mismatch]]:
+    """Check every account: cached balance == sum of entries == last running balance."""
+    mismatches = [
+        Mismatch(r.id, int(r.balance), int(r.total), int(r.last_balance))
+        for r in await repo.balance_mismatches(conn)
+    ]
+    return await repo.count_accounts(conn), mismatches
+
+
+async def total_by_kind(conn: AsyncConnection, kind: str) -> dict[str, int]:
+    """Sum of entries of one kind per account."""
+    return await repo.total_by_kind(conn, kind)
+
+
+def raise_on_mismatch(mismatches: list[Mismatch]) -> None:
+    if mismatches:
+        first = mismatches[0]
+        raise ReconcileMismatch(
+            f"{len(mismatches)} account(s) off; first {first.account_id}: cached "
+            f"{first.cached_balance} != entries {first.sum_of_entries}"
+        )
+
+
+async def grants_due_to_expire(
+    conn: AsyncConnection, now: datetime, *, limit: int = 500
+) -> dict[str, list[int]]:
+    """Grants past their expiry without an expiry entry yet: {account_id: [grant entry ids]}."""
+    due: dict[str, list[int]] = {}
+    for row in await repo.grants_due_to_expire(conn, now, limit):
+        due.setdefault(row.account_id, []).append(int(row.id))
+    return due
+
+
+async def expire_grants(conn: AsyncConnection, account_id: str, grant_ids: list[int], now: datetime) -> int:
+    """Post the `expiry` entry for each expired grant of one account: its unused remainder
+    (see ledger.expiry), ref `expiry:<grant id>`, so a second runner posts nothing. Returns
+    how many entries were new."""
+    balances = await repo.lock_balances(conn, [account_id])
+    if account_id not in balances:
+        return 0
+    remainders = unused_remainders(await repo.all_entries(conn, account_id), grant_ids)
+    postings = [
+        Posting(
+            account_id,
+            "expiry",
+            -remainders[grant_id],
+            ref=expiry_ref(grant_id),
+            reason=f"unused credit of grant {grant_id} expired",
+        )
+        for grant_id in sorted(remainders)
+    ]
+    return sum(await post(conn, postings, now, locked=balances))

@@ -1,0 +1,1 @@
+"""Spending limits and holds: the authorize / settle / void path."""

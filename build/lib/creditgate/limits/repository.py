@@ -1,0 +1,266 @@
+"""SQL for enforcement. Only limits' own modules import this.
+
+`held` lives on the ledger's accounts row (the ledger never moves it; enforcement does, always
+with the account row locked first, so balance, held and the window state move together)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+from sqlalchemy import and_, bindparam, func, select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from creditgate.db.driver import pg_driver
+from creditgate.ledger.models import accounts
+from creditgate.limits.models import holds, limit_state, spend_buckets, spending_limits
+
+
+def _insert(conn: AsyncConnection, table: Any) -> Any:
+    return (postgresql if conn.dialect.name == "postgresql" else sqlite).insert(table)
+
+
+def _pg(conn: AsyncConnection) -> bool:
+    return conn.dialect.name == "postgresql"
+
+
+async def lock_account(conn: AsyncConnection, account_id: str) -> Any:
+    """Lock the account row (PostgreSQL FOR UPDATE; SQLite's writer already holds the database)
+    and read what enforcement needs. Every reader of window state runs after this lock."""
+    stmt = select(accounts.c.balance, accounts.c.held, accounts.c.credit_limit, accounts.c.mode).where(
+        accounts.c.id == account_id
+    )
+    if _pg(conn):
+        stmt = stmt.with_for_update()
+    return (await conn.execute(stmt)).first()
+
+
+async def hold_by_request(conn: AsyncConnection, account_id: str, request_id: str) -> Any:
+    stmt = select(holds).where(holds.c.account_id == account_id, holds.c.request_id == request_id)
+    return (await conn.execute(stmt)).first()
+
+
+async def limit_with_state(conn: AsyncConnection, account_id: str) -> Any:
+    """The account's limit joined with its window state (state columns None when absent)."""
+    stmt = (
+        select(
+            spending_limits.c.amount,
+            spending_limits.c.duration,
+            spending_limits.c.strategy,
+            limit_state.c.duration.label("state_duration"),
+            limit_state.c.strategy.label("state_strategy"),
+            limit_state.c.window_start,
+            limit_state.c.window_spend,
+        )
+        .select_from(
+            spending_limits.outerjoin(limit_state, limit_state.c.account_id == spending_limits.c.account_id)
+        )
+        .where(spending_limits.c.account_id == account_id)
+    )
+    return (await conn.execute(stmt)).first()
+
+
+async def sum_buckets(
+    conn: AsyncConnection, account_id: str, start: datetime, end: datetime | None = None
+) -> int:
+    cond = [spend_buckets.c.account_id == account_id, spend_buckets.c.bucket_start >= start]
+    if end is not None:
+        cond.append(spend_buckets.c.bucket_start < end)
+    stmt = select(func.coalesce(func.sum(spend_buckets.c.amount), 0)).where(and_(*cond))
+    return int((await conn.execute(stmt)).scalar_one())
+
+
+async def put_state(
+    conn: AsyncConnection, account_id: str, duration: str, strategy: str, start: datetime, spend: int
+) -> None:
+    values = {"duration": duration, "strategy": strategy, "window_start": start, "window_spend": spend}
+    stmt = _insert(conn, limit_state).values(account_id=account_id, **values)
+    stmt = stmt.on_conflict_do_update(index_elements=["account_id"], set_=values)
+    await conn.execute(stmt)
+
+
+async def insert_hold(conn: AsyncConnection, row: dict[str, Any]) -> None:
+    await conn.execute(holds.insert().values(**row))
+
+
+_ADD_HELD = (
+    accounts.update()
+    .where(accounts.c.id == bindparam("aid"))
+    .values(held=accounts.c.held + bindparam("delta"))
+)
+
+
+async def add_held_many(conn: AsyncConnection, deltas: dict[str, int]) -> None:
+    """Move several accounts' held in one batched statement, in id order (callers hold the locks)."""
+    rows = [{"aid": a, "delta": deltas[a]} for a in sorted(deltas) if deltas[a]]
+    if rows:
+        await conn.execute(_ADD_HELD, rows)
+
+
+async def add_held(conn: AsyncConnection, account_id: str, delta: int) -> None:
+    await conn.execute(
+        accounts.update().where(accounts.c.id == account_id).values(held=accounts.c.held + delta)
+    )
+
+
+async def get_hold(conn: AsyncConnection, hold_id: str, *, lock: bool = False) -> Any:
+    stmt = select(holds).where(holds.c.id == hold_id)
+    if lock and _pg(conn):
+        stmt = stmt.with_for_update()
+    return (await conn.execute(stmt)).first()
+
+
+async def lock_holds(conn: AsyncConnection, hold_ids: list[str]) -> list[Any]:
+    """Lock holds in id order (so concurrent batches never deadlock) and read them."""
+    stmt = select(holds).where(holds.c.id.in_(sorted(set(hold_ids)))).order_by(holds.c.id)
+    if _pg(conn):
+        stmt = stmt.with_for_update()
+    return list(await conn.execute(stmt))
+
+
+_CLOSE = (
+    holds.update()
+    .where(holds.c.id == bindparam("hid"))
+    .values(
+        status=bindparam("status"),
+        captured=bindparam("captured"),
+        overrun=bindparam("overrun"),
+        late=bindparam("late"),
+        event_id=bindparam("event_id"),
+        closed_at=bindparam("closed_at"),
+    )
+)
+
+
+async def close_holds(conn: AsyncConnection, rows: list[dict[str, Any]]) -> None:
+    """Mark holds settled (rows: hid, status, captured, overrun, late, event_id, closed_at)."""
+    if rows:
+        await conn.execute(_CLOSE, rows)
+
+
+async def update_hold(conn: AsyncConnection, hold_id: str, values: dict[str, Any]) -> None:
+    await conn.execute(holds.update().where(holds.c.id == hold_id).values(**values))
+
+
+async def lock_expired(conn: AsyncConnection, now: datetime, limit: int) -> list[Any]:
+    """Open holds past their expiry, locked; rows another runner holds are skipped."""
+    stmt = (
+        select(holds.c.id, holds.c.account_id, holds.c.amount)
+        .where(holds.c.status == "open", holds.c.expires_at <= now)
+        .order_by(holds.c.expires_at)
+        .limit(limit)
+    )
+    if _pg(conn):
+        stmt = stmt.with_for_update(skip_locked=True)
+    return list(await conn.execute(stmt))
+
+
+async def mark_expired(conn: AsyncConnection, hold_ids: list[str], now: datetime) -> None:
+    await conn.execute(
+        holds.update()
+        .where(holds.c.id.in_(hold_ids), holds.c.status == "open")
+        .values(status="expired", closed_at=now)
+    )
+
+
+_SPEND_SQL: dict[str, tuple[Any, Any]] = {}
+
+
+def _spend_statements(conn: AsyncConnection) -> tuple[Any, Any]:
+    """The bucket upsert and running-sum update, built once per dialect (they run on every
+    ingest batch and settle)."""
+    name = conn.dialect.name
+    if name not in _SPEND_SQL:
+        upsert = _insert(conn, spend_buckets)
+        upsert = upsert.on_conflict_do_update(
+            index_elements=["account_id", "bucket_start"],
+            set_={"amount": spend_buckets.c.amount + upsert.excluded.amount},
+        )
+        bump = (
+            limit_state.update()
+            .where(
+                limit_state.c.account_id == bindparam("a"),
+                limit_state.c.window_start <= bindparam("bucket"),
+            )
+            .values(window_spend=limit_state.c.window_spend + bindparam("x"))
+        )
+        _SPEND_SQL[name] = (upsert, bump)
+    return _SPEND_SQL[name]
+
+
+# Both writes of add_spend in one statement over arrays: it runs in every ingest transaction,
+# where the two statements as per-row executemanys were a measurable part of ingest (see bench/).
+_PG_ADD_SPEND = (
+    "WITH s AS (SELECT * FROM unnest($1::varchar[], $2::bigint[]) AS s(a, x)), "
+    "b AS (INSERT INTO spend_buckets (account_id, bucket_start, amount) "
+    "SELECT a, $3::timestamptz, x FROM s ORDER BY a "
+    "ON CONFLICT (account_id, bucket_start) DO UPDATE SET amount = spend_buckets.amount + excluded.amount) "
+    "UPDATE limit_state l SET window_spend = l.window_spend + s.x FROM s "
+    "WHERE l.account_id = s.a AND l.window_start <= $3::timestamptz"
+)
+
+
+async def add_spend(conn: AsyncConnection, spent: dict[str, int], bucket: datetime) -> None:
+    """Add spend to each account's bucket and to its running window sum (when the bucket is in
+    the window the sum covers). Callers hold the accounts' row locks."""
+    ids = sorted(a for a, amount in spent.items() if amount > 0)
+    if not ids:
+        return
+    if conn.dialect.name == "postgresql":
+        driver = await pg_driver(conn)
+        await driver.execute(_PG_ADD_SPEND, ids, [spent[a] for a in ids], bucket.astimezone(UTC))
+        return
+    upsert, bump = _spend_statements(conn)
+    await conn.execute(upsert, [{"account_id": a, "bucket_start": bucket, "amount": spent[a]} for a in ids])
+    await conn.execute(bump, [{"a": a, "bucket": bucket, "x": spent[a]} for a in ids])
+
+
+async def first_bucket_reaching(conn: AsyncConnection, account_id: str, start: datetime, need: int) -> Any:
+    """The earliest bucket (from `start`) at which the running total of spend reaches `need`."""
+    running = func.sum(spend_buckets.c.amount).over(order_by=spend_buckets.c.bucket_start)
+    inner = (
+        select(spend_buckets.c.bucket_start, running.label("total"))
+        .where(spend_buckets.c.account_id == account_id, spend_buckets.c.bucket_start >= start)
+        .subquery()
+    )
+    stmt = select(inner.c.bucket_start).where(inner.c.total >= need).order_by(inner.c.bucket_start).limit(1)
+    return (await conn.execute(stmt)).scalar()
+
+
+async def earliest_open_expiry(conn: AsyncConnection, account_id: str) -> Any:
+    stmt = select(func.min(holds.c.expires_at)).where(
+        holds.c.account_id == account_id, holds.c.status == "open"
+    )
+    return (await conn.execute(stmt)).scalar()
+
+
+async def prune_buckets(conn: AsyncConnection, before: datetime) -> int:
+    result = await conn.execute(spend_buckets.delete().where(spend_buckets.c.bucket_start < before))
+    return int(result.rowcount)
+
+
+async def hold_totals(conn: AsyncConnection, account_id: str) -> tuple[int, int]:
+    """(sum of open hold amounts, sum of recorded overruns) for one account."""
+    open_sum = func.coalesce(func.sum(holds.c.amount).filter(holds.c.status == "open"), 0)
+    stmt = select(open_sum, func.coalesce(func.sum(holds.c.overrun), 0)).where(
+        holds.c.account_id == account_id
+    )
+    row = (await conn.execute(stmt)).one()
+    return int(row[0]), int(row[1])
+
+
+_PG_AUTHORIZE_MANY = (
+    "SELECT * FROM creditgate_authorize_many($1::text[], $2::text[], $3::bigint[], $4::timestamptz[], "
+    "$5::timestamptz[], $6::text[], $7::text[], $8::text[], $9::text[])"
+)
+
+
+async def pg_authorize_many(conn: AsyncConnection, rows: list[dict[str, Any]]) -> list[Any]:
+    """Many authorize decisions in one statement, locking accounts in id order. Each result row
+    carries `o_index`, the 1-based position of its request."""
+    columns = ("account_id", "request_id", "amount", "created_at", "expires_at", "id", "model", "provider")
+    args: list[Any] = [[r[c] for r in rows] for c in columns]
+    args.append([None if r["metadata"] is None else orjson.dumps(r["metadata"]).decode() for r in rows])
+    return list(await conn.exec_driver_sql(_PG_AUTHORIZE_MANY, tuple(args)))

@@ -1,0 +1,1 @@
+"""Metering: the price catalog, usage ingestion and hourly/daily rollups."""

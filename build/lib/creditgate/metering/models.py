@@ -1,0 +1,63 @@
+"""Metering tables: the price catalog, usage events (one row per event id) and rollups."""
+
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    ForeignKey,
+    Index,
+    String,
+    Table,
+    UniqueConstraint,
+)
+
+from creditgate.db.metadata import metadata
+from creditgate.db.types import BigIntPK, Json, UTCDateTime
+
+prices = Table(
+    "prices",
+    metadata,
+    Column("id", BigIntPK, primary_key=True, autoincrement=True),
+    Column("provider", String(64), nullable=False),
+    Column("model", String(200), nullable=False),
+    Column("effective_from", UTCDateTime, nullable=False),
+    Column("input_rate", BigInteger, nullable=False),
+    Column("output_rate", BigInteger, nullable=False),
+    Column("cached_input_rate", BigInteger, nullable=False),
+    Column("request_fee", BigInteger, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    UniqueConstraint("provider", "model", "effective_from"),
+)
+
+usage_events = Table(
+    "usage_events",
+    metadata,
+    Column("account_id", String(64), ForeignKey("accounts.id"), primary_key=True),
+    Column("event_id", String(200), primary_key=True),
+    Column("occurred_at", UTCDateTime, nullable=False),
+    Column("provider", String(64), nullable=False),
+    Column("model", String(200), nullable=False),
+    Column("input_tokens", BigInteger, nullable=False),
+    Column("output_tokens", BigInteger, nullable=False),
+    Column("cached_tokens", BigInteger, nullable=False),
+    Column("cost", BigInteger, nullable=False),
+    Column("price_id", BigInteger, nullable=True),
+    Column("hold_id", String(64), nullable=True),
+    Column("metadata", Json, nullable=True),
+    Column("received_at", UTCDateTime, nullable=False),
+    Index("ix_usage_events_account_id_occurred_at", "account_id", "occurred_at"),
+)
+
+usage_rollups = Table(
+    "usage_rollups",
+    metadata,
+    Column("account_id", String(64), ForeignKey("accounts.id"), primary_key=True),
+    Column("granularity", String(4), primary_key=True),
+    Column("bucket_start", UTCDateTime, primary_key=True),
+    Column("provider", String(64), primary_key=True),
+    Column("model", String(200), primary_key=True),
+    Column("events", BigInteger, nullable=False),
+    Column("input_tokens", BigInteger, nullable=False),
+    Column("output_tokens", BigInteger, nullable=False),
+    Column("cached_tokens", BigInteger, nullable=False),
+    Column("cost", BigInteger, nullable=False),
+)

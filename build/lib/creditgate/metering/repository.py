@@ -1,0 +1,216 @@
+"""SQL for metering. Only metering's own modules import this."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+import orjson
+from sqlalchemy import func, select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from creditgate.db.driver import pg_driver
+from creditgate.metering.models import prices, usage_events, usage_rollups
+
+
+def _insert(conn: AsyncConnection, table: Any) -> Any:
+    return (postgresql if conn.dialect.name == "postgresql" else sqlite).insert(table)
+
+
+async def catalog_version(conn: AsyncConnection) -> int:
+    if conn.dialect.name == "postgresql":  # once per ingest transaction: skip SQLAlchemy
+        return int(await (await pg_driver(conn)).fetchval("SELECT coalesce(max(id), 0) FROM prices"))
+    return int((await conn.execute(select(func.coalesce(func.max(prices.c.id), 0)))).scalar_one())
+
+
+_CATALOG_LOCK = 0x63677072  # "cgpr": serializes price imports on PostgreSQL
+
+
+async def lock_catalog(conn: AsyncConnection) -> None:
+    """Serialize writers of the prices table (SQLite writers are serialized already)."""
+    if conn.dialect.name == "postgresql":
+        await conn.execute(select(func.pg_advisory_xact_lock(_CATALOG_LOCK)))
+
+
+async def all_prices(conn: AsyncConnection) -> list[Any]:
+    stmt = select(prices).order_by(prices.c.provider, prices.c.model, prices.c.effective_from)
+    return list(await conn.execute(stmt))
+
+
+async def insert_prices(conn: AsyncConnection, rows: list[dict[str, Any]]) -> None:
+    if rows:
+        await conn.execute(prices.insert(), rows)
+
+
+_EVENT_ARRAYS = (
+    ("a", "account_id", "varchar"), ("e", "event_id", "varchar"), ("o", "occurred_at", "timestamptz"),
+    ("p", "provider", "varchar"), ("m", "model", "varchar"), ("it", "input_tokens", "bigint"),
+    ("ot", "output_tokens", "bigint"), ("ct", "cached_tokens", "bigint"), ("c", "cost", "bigint"),
+    ("pid", "price_id", "bigint"), ("md", "metadata", "text"),
+)  # fmt: skip
+
+
+def _unnest(arrays: tuple[tuple[str, str, str], ...], first: int = 1) -> str:
+    """`unnest($1::varchar[], ...) AS t(a, ...)` over constant column lists."""
+    casts = ", ".join(f"${first + i}::{sql_type}[]" for i, (_, _, sql_type) in enumerate(arrays))
+    return f"unnest({casts}) AS t({', '.join(key for key, _, _ in arrays)})"
+
+
+_PG_INSERT_EVENTS = (
+    "INSERT INTO usage_events (account_id, event_id, occurred_at, provider, model, input_tokens, "
+    "output_tokens, cached_tokens, cost, price_id, metadata, hold_id, received_at) "
+    "SELECT a, e, o, p, m, it, ot, ct, c, pid, md::jsonb, $12::varchar, $13::timestamptz "
+    f"FROM {_unnest(_EVENT_ARRAYS)} ORDER BY a, e "
+    "ON CONFLICT (account_id, event_id) DO NOTHING RETURNING account_id, event_id"
+)
+_HOUR_ARRAYS = (
+    ("a", "account_id", "varchar"), ("b", "bucket_start", "timestamptz"), ("p", "provider", "varchar"),
+    ("m", "model", "varchar"), ("n", "events", "bigint"), ("it", "input_tokens", "bigint"),
+    ("ot", "output_tokens", "bigint"), ("ct", "cached_tokens", "bigint"), ("c", "cost", "bigint"),
+)  # fmt: skip
+_SUMS = ("events", "input_tokens", "output_tokens", "cached_tokens", "cost")
+# Hour rows come in as arrays; the day rows are summed from them by PostgreSQL (UTC days).
+_PG_ADD_TO_ROLLUPS = (
+    f"WITH h AS (SELECT * FROM {_unnest(_HOUR_ARRAYS)}) "
+    "INSERT INTO usage_rollups (account_id, granularity, bucket_start, provider, model, "
+    f"{', '.join(_SUMS)}) "
+    "SELECT a, 'hour', b, p, m, n, it, ot, ct, c FROM h "
+    "UNION ALL SELECT a, 'day', date_trunc('day', b, 'UTC'), p, m, sum(n), sum(it), sum(ot), sum(ct), sum(c) "
+    "FROM h GROUP BY a, date_trunc('day', b, 'UTC'), p, m "
+    "ORDER BY 1, 2, 3, 4, 5 ON CONFLICT (account_id, granularity, bucket_start, provider, model) "
+    "DO UPDATE SET " + ", ".join(f"{col} = usage_rollups.{col} + excluded.{col}" for col in _SUMS)
+)
+
+Columns = dict[str, list[Any]]
+
+
+def _rows(columns: Columns, **constants: Any) -> list[dict[str, Any]]:
+    names = list(columns)
+    return [
+        dict(zip(names, values, strict=True), **constants) for values in zip(*columns.values(), strict=True)
+    ]
+
+
+async def insert_new_events(
+    conn: AsyncConnection, columns: Columns, *, hold_id: str | None, received_at: datetime
+) -> set[tuple[str, str]]:
+    """Insert events given column-wise (the columns of _EVENT_ARRAYS), skipping ids already
+    stored. Returns the (account_id, event_id) inserted. PostgreSQL: one statement over
+    arrays, in key order (so concurrent batches never deadlock)."""
+    if not columns["event_id"]:
+        return set()
+    if conn.dialect.name == "postgresql":
+        arrays = [columns[col] for _, col, _ in _EVENT_ARRAYS]
+        arrays[-1] = [None if m is None else orjson.dumps(m).decode() for m in arrays[-1]]
+        driver = await pg_driver(conn)
+        inserted = await driver.fetch(_PG_INSERT_EVENTS, *arrays, hold_id, received_at)
+        return {(r[0], r[1]) for r in inserted}
+    stmt = (
+        _insert(conn, usage_events)
+        .on_conflict_do_nothing(index_elements=["account_id", "event_id"])
+        .returning(usage_events.c.account_id, usage_events.c.event_id)
+    )
+    result = await conn.execute(stmt, _rows(columns, hold_id=hold_id, received_at=received_at))
+    return {(r.account_id, r.event_id) for r in result}
+
+
+async def add_to_hourly_rollups(conn: AsyncConnection, hours: Columns) -> None:
+    """Upsert-add hour buckets given column-wise (the columns of _HOUR_ARRAYS, one row per
+    key) and the day buckets summed from them; PostgreSQL applies them in key order."""
+    if not hours["account_id"]:
+        return
+    if conn.dialect.name == "postgresql":
+        driver = await pg_driver(conn)
+        await driver.execute(_PG_ADD_TO_ROLLUPS, *(hours[col] for _, col, _ in _HOUR_ARRAYS))
+        return
+    rows = _rows(hours, granularity="hour")
+    days: dict[tuple[str, datetime, str, str], dict[str, Any]] = {}
+    for row in rows:
+        start = row["bucket_start"].replace(hour=0)
+        key = (row["account_id"], start, row["provider"], row["model"])
+        day = days.get(key)
+        if day is None:
+            days[key] = {**row, "granularity": "day", "bucket_start": start}
+        else:
+            for name in _SUMS:
+                day[name] += row[name]
+    stmt = _insert(conn, usage_rollups)
+    excluded = stmt.excluded
+    stmt = stmt.on_conflict_do_update(
+        index_elements=["account_id", "granularity", "bucket_start", "provider", "model"],
+        set_={name: usage_rollups.c[name] + excluded[name] for name in _SUMS},
+    )
+    await conn.execute(stmt, rows + list(days.values()))
+
+
+async def rollups(
+    conn: AsyncConnection,
+    account_id: str,
+    granularity: str,
+    start: datetime,
+    end: datetime,
+) -> list[Any]:
+    """Rollup rows of one account in [start, end), summed over provider/model per bucket."""
+    stmt = (
+        select(
+            usage_rollups.c.bucket_start,
+            func.sum(usage_rollups.c.events).label("events"),
+            func.sum(usage_rollups.c.cost).label("cost"),
+        )
+        .where(
+            usage_rollups.c.account_id == account_id,
+            usage_rollups.c.granularity == granularity,
+            usage_rollups.c.bucket_start >= start,
+            usage_rollups.c.bucket_start < end,
+        )
+        .group_by(usage_rollups.c.bucket_start)
+        .order_by(usage_rollups.c.bucket_start)
+    )
+    return list(await conn.execute(stmt))
+
+
+async def rollups_by_model(
+    conn: AsyncConnection, account_id: str, granularity: str, start: datetime, end: datetime
+) -> list[Any]:
+    """Totals per provider/model for one account over [start, end)."""
+    c = usage_rollups.c
+    stmt = (
+        select(
+            c.provider,
+            c.model,
+            func.sum(c.events).label("events"),
+            func.sum(c.input_tokens).label("input_tokens"),
+            func.sum(c.output_tokens).label("output_tokens"),
+            func.sum(c.cached_tokens).label("cached_tokens"),
+            func.sum(c.cost).label("cost"),
+        )
+        .where(
+            c.account_id == account_id,
+            c.granularity == granularity,
+            c.bucket_start >= start,
+            c.bucket_start < end,
+        )
+        .group_by(c.provider, c.model)
+        .order_by(c.provider, c.model)
+    )
+    return list(await conn.execute(stmt))
+
+
+async def usage_totals(conn: AsyncConnection) -> dict[str, int]:
+    """Sum of event costs per account (for reconcile)."""
+    stmt = select(usage_events.c.account_id, func.sum(usage_events.c.cost)).group_by(
+        usage_events.c.account_id
+    )
+    return {row[0]: int(row[1]) for row in await conn.execute(stmt)}
+
+
+async def list_events(
+    conn: AsyncConnection, account_id: str, *, limit: int, event_ids: Sequence[str] | None = None
+) -> list[Any]:
+    stmt = select(usage_events).where(usage_events.c.account_id == account_id)
+    if event_ids is not None:
+        stmt = stmt.where(usage_events.c.event_id.in_(list(event_ids)))
+    stmt = stmt.order_by(usage_events.c.occurred_at.desc()).limit(limit)
+    return list(await conn.execute(stmt))

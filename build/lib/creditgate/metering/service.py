@@ -1,0 +1,299 @@
+"""Usage ingestion: validate, price, store once per event id, debit the ledger, roll up.
+
+A batch is stored in one transaction, possibly together with other batches (the API groups
+concurrent requests: see api/ingest_queue.py). Invalid events are rejected alone; duplicates
+(an id already stored for the account, or repeated earlier in the batch or group) are
+counted and never charged. The debit is one ledger entry per account per transaction, so
+the ledger stays small while every event keeps its own exact cost.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from creditgate.accounts.principal import Principal
+from creditgate.clock import EPOCH
+from creditgate.errors import ValidationError
+from creditgate.ledger import service as ledger
+from creditgate.limits import service as limits
+from creditgate.metering import repository as repo
+from creditgate.metering.catalog import PriceCatalog
+from creditgate.metering.events import MAX_EVENT_COST, UsageEvent, parse_event
+from creditgate.money import usage_cost
+
+MAX_BATCH = 1000
+PARSE_CHUNK = 25  # events parsed between two yields to the event loop
+_ROLLUP_SUMS = ("events", "input_tokens", "output_tokens", "cached_tokens", "cost")
+
+
+@dataclass
+class IngestResult:
+    accepted: int = 0
+    duplicates: int = 0
+    rejected: list[dict[str, Any]] = field(default_factory=list)
+    charged: dict[str, int] = field(default_factory=dict)  # account_id -> units debited
+
+    def to_wire(self) -> dict[str, Any]:
+        return {"accepted": self.accepted, "duplicates": self.duplicates, "rejected": self.rejected}
+
+
+@dataclass(slots=True)
+class PricedEvent:
+    event: UsageEvent
+    provider: str
+    cost: int
+    price_id: int | None
+
+
+def parse_batch(
+    events: Any, principal: Principal, now: datetime
+) -> tuple[list[tuple[int, UsageEvent]], list[dict[str, Any]]]:
+    """Validate a batch without touching the database. A token scoped to one account may only
+    report that account's usage (PermissionDenied for the whole batch otherwise)."""
+    _check_batch(events)
+    good: list[tuple[int, UsageEvent]] = []
+    rejected: list[dict[str, Any]] = []
+    _parse_into(events, 0, len(events), now, good, rejected)
+    _check_scope(good, principal)
+    return good, rejected
+
+
+async def parse_batch_yielding(
+    events: Any, principal: Principal, now: datetime, *, chunk: int = PARSE_CHUNK
+) -> tuple[list[tuple[int, UsageEvent]], list[dict[str, Any]]]:
+    """`parse_batch` for the event loop: it yields every `chunk` events, so a large batch does
+    not hold the loop while other requests' transactions wait for their database replies."""
+    _check_batch(events)
+    good: list[tuple[int, UsageEvent]] = []
+    rejected: list[dict[str, Any]] = []
+    for start in range(0, len(events), chunk):
+        if start:
+            await asyncio.sleep(0)
+        _parse_into(events, start, min(start + chunk, len(events)), now, good, rejected)
+    _check_scope(good, principal)
+    return good, rejected
+
+
+def _check_batch(events: Any) -> None:
+    if not isinstance(events, list):
+        raise ValidationError("events must be a list", field="events")
+    if len(events) > MAX_BATCH:
+        raise ValidationError(f"a batch holds at most {MAX_BATCH} events", field="events")
+
+
+def _parse_into(
+    events: list[Any],
+    start: int,
+    stop: int,
+    now: datetime,
+    good: list[tuple[int, UsageEvent]],
+    rejected: list[dict[str, Any]],
+) -> None:
+    for index in range(start, stop):
+        try:
+            good.append((index, parse_event(events[index], now)))
+        except ValidationError as exc:
+            rejected.append({"index": index, "error": exc.message, "field": exc.field})
+
+
+def _check_scope(good: list[tuple[int, UsageEvent]], principal: Principal) -> None:
+    for account_id in {e.account_id for _, e in good}:
+        principal.require("gateway", account_id)
+
+
+def price_event(event: UsageEvent, catalog: PriceCatalog) -> PricedEvent:
+    if event.cost_override is not None:
+        provider = event.provider or catalog.provider_for(event.model) or "unknown"
+        return PricedEvent(event, provider, event.cost_override, None)
+    price = catalog.lookup(event.provider, event.model, event.occurred_at)
+    cost = usage_cost(
+        event.input_tokens,
+        event.output_tokens,
+        event.cached_tokens,
+        price.input_rate,
+        price.output_rate,
+        price.cached_input_rate,
+        price.request_fee,
+    )
+    if cost > MAX_EVENT_COST:
+        raise ValidationError("the priced cost of this event is larger than one event may cost", field="cost")
+    return PricedEvent(event, price.provider, cost, price.id)
+
+
+ChargeHook = Callable[[AsyncConnection, list[PricedEvent], dict[str, int], datetime], Awaitable[None]]
+# Called inside the ingest transaction, after the debit, with the newly stored events and the
+# units charged per account (e.g. to keep spend windows current). Register at import time.
+CHARGE_HOOKS: list[ChargeHook] = []
+
+
+@dataclass
+class ParsedBatch:
+    """A validated batch waiting to be stored: what `parse_batch` returned."""
+
+    events: list[tuple[int, UsageEvent]]
+    rejected: list[dict[str, Any]]
+
+
+async def ingest(
+    conn: AsyncConnection,
+    events: Any,
+    principal: Principal,
+    catalog: PriceCatalog,
+    now: datetime,
+    *,
+    hold_id: str | None = None,
+) -> IngestResult:
+    """Ingest one batch inside the caller's transaction."""
+    good, rejected = parse_batch(events, principal, now)
+    return (await ingest_parsed(conn, [ParsedBatch(good, rejected)], catalog, now, hold_id=hold_id))[0]
+
+
+async def ingest_parsed(
+    conn: AsyncConnection,
+    batches: list[ParsedBatch],
+    catalog: PriceCatalog,
+    now: datetime,
+    *,
+    hold_id: str | None = None,
+) -> list[IngestResult]:
+    """Store several validated batches in the caller's transaction, exactly as if they had
+    been ingested one after the other in list order (an id repeated by a later batch is that
+    batch's duplicate). One account lock pass, one statement per table, one debit per account."""
+    results = [IngestResult(rejected=list(b.rejected)) for b in batches]
+    accounts = {e.account_id for b in batches for _, e in b.events}
+    if not accounts:
+        return results
+    balances = await ledger.lock(conn, accounts)
+    await catalog.refresh(conn)
+    priced: list[tuple[int, PricedEvent]] = []
+    seen: set[tuple[str, str]] = set()
+    for number, batch in enumerate(batches):
+        result = results[number]
+        for index, event in batch.events:
+            if event.account_id not in balances:
+                result.rejected.append(
+                    {"index": index, "error": "account_id: no such account", "field": "account_id"}
+                )
+                continue
+            key = (event.account_id, event.id)
+            if key in seen:
+                result.duplicates += 1
+                continue
+            try:
+                priced.append((number, price_event(event, catalog)))
+            except ValidationError as exc:
+                result.rejected.append({"index": index, "error": exc.message, "field": exc.field})
+                continue
+            seen.add(key)
+        result.rejected.sort(key=lambda r: r["index"])
+    inserted = await repo.insert_new_events(conn, _event_columns(priced), hold_id=hold_id, received_at=now)
+    stored: list[PricedEvent] = []
+    charged: dict[str, int] = {}
+    for number, p in priced:
+        result = results[number]
+        if (p.event.account_id, p.event.id) not in inserted:
+            result.duplicates += 1
+            continue
+        stored.append(p)
+        result.accepted += 1
+        result.charged[p.event.account_id] = result.charged.get(p.event.account_id, 0) + p.cost
+        charged[p.event.account_id] = charged.get(p.event.account_id, 0) + p.cost
+    postings = [
+        ledger.Posting(account_id=a, kind="usage", amount=-cost, reason="usage")
+        for a, cost in sorted(charged.items())
+        if cost > 0
+    ]
+    await ledger.post(conn, postings, now, locked=balances)
+    await repo.add_to_hourly_rollups(conn, _hour_columns(stored))
+    # Enforcement: recorded spend counts against spending-limit windows (same transaction,
+    # accounts already locked above); see limits.service.record_spend.
+    await limits.record_spend(conn, charged, now)
+    for hook in CHARGE_HOOKS:
+        await hook(conn, stored, charged, now)
+    return results
+
+
+def _event_columns(priced: list[tuple[int, PricedEvent]]) -> dict[str, list[Any]]:
+    events = [p.event for _, p in priced]
+    return {
+        "account_id": [e.account_id for e in events],
+        "event_id": [e.id for e in events],
+        "occurred_at": [e.occurred_at for e in events],
+        "provider": [p.provider for _, p in priced],
+        "model": [e.model for e in events],
+        "input_tokens": [e.input_tokens for e in events],
+        "output_tokens": [e.output_tokens for e in events],
+        "cached_tokens": [e.cached_tokens for e in events],
+        "cost": [p.cost for _, p in priced],
+        "price_id": [p.price_id for _, p in priced],
+        "metadata": [e.metadata for e in events],
+    }
+
+
+def bucket_start(moment: datetime, granularity: str) -> datetime:
+    hour = moment.replace(minute=0, second=0, microsecond=0)
+    return hour if granularity == "hour" else hour.replace(hour=0)
+
+
+def _hour_columns(stored: list[PricedEvent]) -> dict[str, list[Any]]:
+    """Sum the events per (account, hour, provider, model), column-wise; integer hour numbers
+    instead of datetime arithmetic per event (this is the hot path). Day buckets are summed
+    from these hours by the repository."""
+    hours: dict[tuple[str, int, str, str], list[int]] = {}
+    for p in stored:
+        e = p.event
+        key = (e.account_id, int(e.occurred_at.timestamp()) // 3600, p.provider, e.model)
+        acc = hours.get(key)
+        if acc is None:
+            hours[key] = [1, e.input_tokens, e.output_tokens, e.cached_tokens, p.cost]
+        else:
+            acc[0] += 1
+            acc[1] += e.input_tokens
+            acc[2] += e.output_tokens
+            acc[3] += e.cached_tokens
+            acc[4] += p.cost
+    columns: dict[str, list[Any]] = {
+        name: [] for name in ("account_id", "bucket_start", "provider", "model", *_ROLLUP_SUMS)
+    }
+    starts: dict[int, datetime] = {}
+    for (account_id, hour, provider, model), sums in hours.items():
+        start = starts.get(hour)
+        if start is None:
+            start = starts[hour] = EPOCH + timedelta(hours=hour)
+        columns["account_id"].append(account_id)
+        columns["bucket_start"].append(start)
+        columns["provider"].append(provider)
+        columns["model"].append(model)
+        for name, value in zip(_ROLLUP_SUMS, sums, strict=True):
+            columns[name].append(value)
+    return columns
+
+
+async def usage_buckets(
+    conn: AsyncConnection, account_id: str, granularity: str, start: datetime, end: datetime
+) -> list[Any]:
+    """Spend per hour or day bucket over [start, end), empty buckets left out."""
+    if granularity not in ("hour", "day"):
+        raise ValidationError("granularity must be hour or day", field="granularity")
+    return await repo.rollups(conn, account_id, granularity, start, end)
+
+
+async def usage_by_model(conn: AsyncConnection, account_id: str, start: datetime, end: datetime) -> list[Any]:
+    """Totals per provider/model over [start, end). Uses day rollups when both ends fall on day
+    boundaries, hour rollups otherwise."""
+    aligned = start == bucket_start(start, "day") and end == bucket_start(end, "day")
+    return await repo.rollups_by_model(conn, account_id, "day" if aligned else "hour", start, end)
+
+
+async def usage_totals(conn: AsyncConnection) -> dict[str, int]:
+    return await repo.usage_totals(conn)
+
+
+async def list_events(conn: AsyncConnection, account_id: str, *, limit: int = 100) -> list[Any]:
+    return await repo.list_events(conn, account_id, limit=limit)

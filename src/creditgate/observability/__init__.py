@@ -1,0 +1,1 @@
+"""Logs and metrics: structlog set-up and the Prometheus series every layer may record."""
