@@ -35,5 +35,5 @@ async def get_billing_info(request: Request, account_id: str) -> Response:
 )
 async def put_billing_info(request: Request, account_id: str) -> Response:
     body = await read_object(request)
-    info = await billing_info.set_info(services(request), account_id, body)
+    info = await billing_info.set_billing_info(services(request), account_id, body)
     return JSON(info.as_dict())

@@ -23,6 +23,7 @@ from creditgate.api import (
     invoices,
     sandbox,
     webhooks,
+    xai,
 )
 from creditgate.api.fast_routes import FastPostRoutes
 from creditgate.api.observe import AccessLog
@@ -83,6 +84,7 @@ def create_app(
     app.include_router(cloudflare.router)
     app.include_router(invoices.router)
     app.include_router(sandbox.router)
+    app.include_router(xai.router)
     app.include_router(health.router)
 
     processor_name = svc.processor.name if svc.processor else None

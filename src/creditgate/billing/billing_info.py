@@ -18,14 +18,13 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from creditgate.billing.invoice_models import billing_info
+from creditgate.billing.reference_lists import COUNTRIES, TAX_ID_TYPES
 from creditgate.errors import NotFound, ValidationError
 from creditgate.ledger import service as ledger
 
 ADDRESS_FIELDS = {"line1": 200, "line2": 200, "city": 100, "state": 100, "postal_code": 32, "country": 2}
 FIELDS = ("name", "email", "address", "tax_id_type", "tax_number")
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
-_TAX_ID_TYPE = re.compile(r"^[a-z]{2,3}_[a-z0-9_]{2,20}$")  # Stripe's: eu_vat, us_ein, ca_gst_hst...
-_COUNTRY = re.compile(r"^[A-Z]{2}$")
 
 
 @dataclass(frozen=True)
@@ -103,15 +102,16 @@ def parse(body: Mapping[str, object]) -> dict[str, Any]:
         row[key] = _text(address.get(key), f"address.{key}", limit)
     if row["country"] is not None:
         row["country"] = row["country"].upper()
-        if not _COUNTRY.match(row["country"]):
-            message = "address.country must be a two-letter country code"
+        if row["country"] not in COUNTRIES:
+            message = "address.country must be an ISO 3166-1 alpha-2 country code such as US or DE"
             raise ValidationError(message, field="address.country")
     row["tax_id_type"] = _text(body.get("tax_id_type"), "tax_id_type", 32)
     row["tax_number"] = _text(body.get("tax_number"), "tax_number", 64)
     if row["tax_id_type"] is not None:
-        if not _TAX_ID_TYPE.match(row["tax_id_type"]):
+        if row["tax_id_type"] not in TAX_ID_TYPES:
             raise ValidationError(
-                "tax_id_type must be a Stripe tax id type such as eu_vat or us_ein", field="tax_id_type"
+                "tax_id_type must be one of Stripe's tax id types, such as eu_vat or us_ein",
+                field="tax_id_type",
             )
         if row["tax_number"] is None:
             raise ValidationError("tax_number is required with tax_id_type", field="tax_number")

@@ -41,7 +41,7 @@ def billing_info_set(
     }
 
     async def work(ctx: Context) -> Any:
-        return (await billing_info.set_info(ctx, account_id, body)).as_dict()
+        return (await billing_info.set_billing_info(ctx, account_id, body)).as_dict()
 
     emit(run(work))
 

@@ -1,4 +1,5 @@
-"""A customer's invoice billing info (the buyer printed on its invoices): read and replace."""
+"""A customer's invoice billing info (the buyer block of its invoices), for every front door:
+read it, and replace it."""
 
 from __future__ import annotations
 
@@ -17,7 +18,8 @@ async def get_info(ctx: Context, account_id: str) -> BillingInfo | None:
         return await billing_info.get_info(conn, account_id)
 
 
-async def set_info(ctx: Context, account_id: str, body: Mapping[str, object]) -> BillingInfo:
-    """Replace the whole record (a field left out is cleared)."""
+async def set_billing_info(ctx: Context, account_id: str, fields: Mapping[str, object]) -> BillingInfo:
+    """Replace the account's billing info in one transaction; a ValidationError (bad country,
+    unknown tax id type, ...) changes nothing."""
     async with ctx.db.write() as conn:
-        return await billing_info.set_info(conn, account_id, body, ctx.clock())
+        return await billing_info.set_info(conn, account_id, fields, ctx.clock())

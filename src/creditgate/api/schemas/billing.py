@@ -9,6 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from pydantic.config import JsonDict
 
 from creditgate.api.schemas.common import Request
+from creditgate.billing.reference_lists import COUNTRIES, TAX_ID_TYPES
 from creditgate.billing.service import MAX_TOPUP_CENTS, MIN_THRESHOLD_CENTS, MIN_TOPUP_CENTS
 
 CardText = Annotated[str, Field(min_length=1, max_length=100)]
@@ -141,7 +142,10 @@ NO_CONTROLS = r"^[^\x00-\x1f\x7f-\x9f]*$"
 _C = r"\x00-\x1f\x7f-\x9f"  # Unicode category Cc, which the service refuses
 SOME_TEXT = rf"^[^{_C}]*[^\s{_C}][^{_C}]*$"
 EMAIL = rf"^$|^[^@\s{_C}]+@[^@\s{_C}]+\.[^@\s{_C}]+$"
-TAX_ID_TYPE = r"^$|^[a-z]{2,3}_[a-z0-9_]{2,20}$"
+TAX_ID_TYPE = "^$|^(?:" + "|".join(sorted(TAX_ID_TYPES)) + ")$"  # Stripe's list
+COUNTRY = (  # ISO 3166-1 alpha-2, either case
+    "^$|^(?:" + "|".join(f"[{c[0]}{c[0].lower()}][{c[1]}{c[1].lower()}]" for c in sorted(COUNTRIES)) + ")$"
+)
 Text32 = Annotated[str, Field(max_length=32, pattern=NO_CONTROLS)]
 Text64 = Annotated[str, Field(max_length=64, pattern=NO_CONTROLS)]
 Text100 = Annotated[str, Field(max_length=100, pattern=NO_CONTROLS)]
@@ -158,7 +162,7 @@ class AddressSet(Request):
     city: Text100 | None = None
     state: Text100 | None = None
     postal_code: Text32 | None = None
-    country: Annotated[str, Field(pattern=r"^$|^[A-Za-z]{2}$", description="ISO 3166 code")] | None = None
+    country: Annotated[str, Field(pattern=COUNTRY, description="ISO 3166-1 alpha-2 code")] | None = None
 
 
 class BillingInfoSet(Request):

@@ -2,7 +2,7 @@
 idempotency_keys becomes (account_id, scope, key).
 
 Revision ID: 0009_idem_scope
-Revises: 0007_merge_heads
+Revises: 0008_hold_sql
 
 Stored records are grant and adjustment responses, which name their account; they keep
 replaying after the upgrade. The downgrade keeps one record per (scope, key), the oldest.
@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0009_idem_scope"
-down_revision = "0007_merge_heads"
+down_revision = "0008_hold_sql"
 branch_labels = None
 depends_on = None
 

@@ -1,7 +1,7 @@
 """Buyer billing info for invoices, and the gap-free invoice number counters.
 
 Revision ID: 0010_billing_info
-Revises: 0007_merge_heads
+Revises: 0009_idem_scope
 """
 
 import sqlalchemy as sa

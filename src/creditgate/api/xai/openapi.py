@@ -1,0 +1,89 @@
+"""How the xAI routes appear in /openapi.json: protojson bodies (described loosely: the
+contract is xai-billing.md) and google.rpc.Status errors."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel
+
+from creditgate.api.schemas.common import TOKEN_SECURITY
+
+CONTRACT = "protojson, as in the xAI Management API (contract: xai-billing.md)"
+_ERRORS = {
+    400: "Malformed input or URL, or a team id that is not a UUID (INVALID_ARGUMENT)",
+    401: "No management key, or an unknown one (UNAUTHENTICATED)",
+    403: "The key's scope does not allow this (PERMISSION_DENIED)",
+    404: "No such team, or a team of another key (NOT_FOUND)",
+    413: "The body is too large",
+    415: "The body is not JSON",
+}
+_OBJECT: dict[str, Any] = {"type": "object", "additionalProperties": True}
+_STRING = {"type": "string"}
+_STRINGS = {"type": "array", "items": _STRING}
+_ENUM = {"anyOf": [_STRING, {"type": "integer"}]}
+BILLING_INFO_BODY: dict[str, Any] = {
+    "type": "object",
+    "properties": {
+        "billingInfo": {
+            "type": "object",
+            "properties": {
+                "name": _STRING,
+                "address": {
+                    "type": "object",
+                    "properties": {
+                        k: _STRING for k in ("line1", "line2", "city", "country", "postalCode", "state")
+                    },
+                },
+                "email": _STRING,
+                "taxIdType": _STRING,
+                "taxNumber": _STRING,
+            },
+        }
+    },
+}
+USAGE_BODY: dict[str, Any] = {
+    "type": "object",
+    "properties": {
+        "analyticsRequest": {
+            "type": "object",
+            "properties": {
+                "timeRange": {
+                    "type": "object",
+                    "properties": {"startTime": _STRING, "endTime": _STRING, "timezone": _STRING},
+                },
+                "timeUnit": _ENUM,
+                "values": {
+                    "type": "array",
+                    "items": {"type": "object", "properties": {"name": _STRING, "aggregation": _ENUM}},
+                },
+                "groupBy": _STRINGS,
+                "filters": _STRINGS,
+            },
+        }
+    },
+}
+
+
+class RpcStatus(BaseModel):
+    """google.rpc.Status: a gRPC code, a message, and no details."""
+
+    code: int
+    message: str
+    details: list[dict[str, Any]]
+
+
+def doc(summary: str, *, team: bool = True, body: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Route decorator arguments: the success body, the errors and the security requirement."""
+    codes = [400, 401, 403, 404] if team else [400, 401, 403]  # 400: a NUL in the URL
+    if body is not None:
+        codes += [413, 415]
+    responses: dict[int | str, dict[str, Any]] = {
+        200: {"description": CONTRACT, "content": {"application/json": {"schema": _OBJECT}}}
+    }
+    for code in codes:
+        responses[code] = {"model": RpcStatus, "description": _ERRORS[code]}
+    extra: dict[str, Any] = {"security": TOKEN_SECURITY}
+    if body is not None:
+        extra["requestBody"] = {"required": False, "content": {"application/json": {"schema": body}}}
+    return {"summary": summary, "responses": responses, "openapi_extra": extra}

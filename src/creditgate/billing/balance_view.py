@@ -1,0 +1,102 @@
+"""The prepaid balance as a list of changes, a view over the ledger and the top-ups.
+
+Each credit or debit of the ledger is one change, except usage, which is one change per UTC
+calendar month (the billing period). Top-ups not (yet) paid are listed with their status but
+move no money. Amounts are ledger units, credit positive, as in the ledger.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from creditgate.billing.invoices import month_bounds
+from creditgate.billing.models import invoices, topups
+from creditgate.ledger import history
+from creditgate.ledger import service as ledger
+from creditgate.money import cents
+
+# ledger entry kind -> change origin (top-ups are "purchase" or "auto_purchase" by origin)
+ORIGINS = {"grant": "manual", "adjustment": "manual", "expiry": "manual", "refund": "refund"}
+TOPUP_STATES = {"created": "to_charge", "pending": "to_charge", "failed": "failed_to_charge"}
+
+
+@dataclass(frozen=True)
+class BalanceChange:
+    origin: str  # purchase | auto_purchase | spend | refund | manual
+    amount: int  # ledger units, credit positive (a paid top-up is positive, usage negative)
+    created_at: datetime | None  # None for a month's usage
+    topup_status: str | None = None  # to_charge | failed_to_charge | succeeded (top-ups only)
+    invoice_id: str | None = None
+    invoice_number: str | None = None
+    period: tuple[int, int] | None = None  # (year, month) of a usage change
+    counted: bool = True  # False for a top-up that moved no money
+    sort_key: datetime | None = None  # when it happened, or when a month's usage ends
+
+
+@dataclass(frozen=True)
+class BalanceView:
+    account_id: str
+    balance: int  # ledger units: the sum of the counted changes
+    changes: list[BalanceChange]
+
+
+async def _topups(conn: AsyncConnection, account_id: str) -> dict[str, Any]:
+    stmt = (
+        select(
+            topups.c.id,
+            topups.c.origin,
+            topups.c.status,
+            topups.c.amount,
+            topups.c.created_at,
+            topups.c.invoice_id,
+            invoices.c.number,
+        )
+        .join(invoices, invoices.c.id == topups.c.invoice_id)
+        .where(topups.c.account_id == account_id)
+    )
+    return {row.id: row for row in await conn.execute(stmt)}
+
+
+def _topup_change(row: Any, amount: int, created_at: datetime, status: str, counted: bool) -> BalanceChange:
+    return BalanceChange(
+        origin="auto_purchase" if row.origin == "auto" else "purchase",
+        amount=amount,
+        created_at=created_at,
+        topup_status=status,
+        invoice_id=row.invoice_id,
+        invoice_number=row.number,
+        counted=counted,
+        sort_key=created_at,
+    )
+
+
+async def balance_view(conn: AsyncConnection, account_id: str, now: datetime) -> BalanceView:
+    """Every change of the account's prepaid balance, oldest first, and the balance."""
+    account = await ledger.get_account(conn, account_id)
+    by_id = await _topups(conn, account_id)
+    changes: list[BalanceChange] = []
+    for entry in await history.entries_except(conn, account_id):
+        topup = by_id.pop(entry.ref[6:], None) if entry.ref and entry.ref.startswith("topup:") else None
+        if topup is not None:
+            changes.append(_topup_change(topup, entry.amount, entry.created_at, "succeeded", True))
+            continue
+        origin = ORIGINS.get(entry.kind, "purchase" if entry.kind == "topup" else "manual")
+        changes.append(BalanceChange(origin, entry.amount, entry.created_at, sort_key=entry.created_at))
+    for row in by_id.values():  # top-ups that posted nothing (yet)
+        status = TOPUP_STATES.get(row.status)
+        if status is not None:
+            changes.append(_topup_change(row, cents(int(row.amount)), row.created_at, status, False))
+    for month in await history.monthly_totals(conn, account_id):
+        end = month_bounds(datetime(month.year, month.month, 1, tzinfo=UTC))[1]
+        changes.append(
+            BalanceChange(
+                "spend", month.amount, None, period=(month.year, month.month), sort_key=min(end, now)
+            )
+        )
+    changes.sort(key=lambda change: change.sort_key or now)
+    return BalanceView(account_id, int(account.balance), changes)
