@@ -306,7 +306,7 @@ def run_backend(name: str, url: str, data_dir: Path, args: argparse.Namespace) -
         bare_before = measure("bare FastAPI POST (JSON in, dict out)", port, args, lambda r: "x", False)
     others = ids[1:]
     results: dict[str, Figures] = {}
-    with uvicorn("creditgate.cli.serve:make_app", args.workers, env, factory=True) as port:
+    with uvicorn("creditgate.server:make_app", args.workers, env, factory=True) as port:
         for label, pick, pairs in [
             ("authorize, 10,000 accounts", lambda r: others[r.randrange(len(others))], False),
             ("authorize+settle, 10,000 accounts", lambda r: others[r.randrange(len(others))], True),

@@ -44,7 +44,7 @@ class World:
         db = Database(self.url, pool_size=4)
         proc = factory(db, self.clock)
         try:
-            return await jobs.run_once(db, self.clock, names, processor=proc)
+            return await jobs.run_once(support.job_context(db, self.clock, proc), names)
         finally:
             close = getattr(proc, "aclose", None)
             if close is not None:

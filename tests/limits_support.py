@@ -110,7 +110,7 @@ def uvicorn_workers(database_url: str, data_dir: Path, workers: int = 2) -> Iter
         sys.executable,
         "-m",
         "uvicorn",
-        "creditgate.cli.serve:make_app",
+        "creditgate.server:make_app",
         "--factory",
         "--host",
         "127.0.0.1",

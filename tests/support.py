@@ -18,11 +18,13 @@ import httpx
 import uvicorn
 
 from creditgate.api import create_app
-from creditgate.api.app import prepare_database
 from creditgate.billing.inbox import Handlers
 from creditgate.clock import Clock, system_clock
 from creditgate.config import Settings, normalize_database_url
 from creditgate.db import Database
+from creditgate.payments.gateway import CardProcessor
+from creditgate.workflows.context import Context
+from creditgate.workflows.database import prepare_database
 
 PG_ADMIN_URL = os.environ.get("CREDITGATE_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
 ADMIN_TOKEN = "cg-test-operator-token"
@@ -92,6 +94,21 @@ def make_settings(database_url: str, data_dir: Path, **overrides: Any) -> Settin
         run_jobs=False,
     )
     return base.replace(**overrides)
+
+
+def job_context(
+    db: Database,
+    clock: Clock = system_clock,
+    processor: CardProcessor | None = None,
+    *,
+    webhook_handlers: Handlers | None = None,
+) -> Context:
+    """The Context a worker would give the jobs, on this database and clock."""
+    settings = make_settings(db.url, Path("."))
+    ctx = Context(settings=settings, db=db, clock=clock, processor=processor)
+    if webhook_handlers is not None:
+        ctx.webhook_handlers = webhook_handlers
+    return ctx
 
 
 def prepare(settings: Settings) -> None:

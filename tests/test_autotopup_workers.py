@@ -78,10 +78,10 @@ def test_two_workers_at_once_charge_once(w: World) -> None:
         try:
             runs = [
                 jobs.run_once(
-                    db,
-                    w.clock,
+                    support.job_context(
+                        db, w.clock, Watched(SandboxProcessor(db, w.clock), calls, delay=0.3)
+                    ),
                     ["auto_topups"],
-                    processor=Watched(SandboxProcessor(db, w.clock), calls, delay=0.3),
                 )
                 for db in dbs
             ]

@@ -115,11 +115,18 @@ def test_sdk_retry_of_a_topup_does_not_charge_twice(
     assert sandbox_charges(database_url, account) == 1
 
 
-def test_concurrent_identical_topups_charge_once(server: support.LiveServer, database_url: str) -> None:
+RETRY = {"x-stainless-retry-count": "1"}  # what the official SDKs send on their first retry
+
+
+@pytest.mark.parametrize("copies", [{"Idempotency-Key": "one-purchase"}, RETRY], ids=["key", "sdk-retry"])
+def test_concurrent_copies_of_one_topup_charge_once(
+    server: support.LiveServer, database_url: str, copies: dict[str, str]
+) -> None:
     account, token = funded_account(server)
 
     def send(_: int) -> str:
-        return str(billing(server, token).topup.create(account_id=account, amount=1200).payment_intent_id)
+        b = billing(server, token)
+        return str(b.topup.create(account_id=account, amount=1200, extra_headers=copies).payment_intent_id)
 
     with concurrent.futures.ThreadPoolExecutor(6) as pool:
         ids = set(pool.map(send, range(6)))
@@ -136,10 +143,10 @@ def test_dedupe_window_and_idempotency_key(
     account, token = funded_account(server)
     b = billing(server, token)
     first = b.topup.create(account_id=account, amount=1000).payment_intent_id
-    clock.advance(seconds=119)
-    assert b.topup.create(account_id=account, amount=1000).payment_intent_id == first
-    clock.advance(seconds=2)  # 121 s after the first: a new, deliberate top-up
-    second = b.topup.create(account_id=account, amount=1000).payment_intent_id
+    clock.advance(seconds=119)  # an SDK retry within the window is the same top-up
+    assert b.topup.create(account_id=account, amount=1000, extra_headers=RETRY).payment_intent_id == first
+    clock.advance(seconds=2)  # 121 s after the first: even a retry is a new top-up
+    second = b.topup.create(account_id=account, amount=1000, extra_headers=RETRY).payment_intent_id
     assert second != first
     # With an Idempotency-Key, the key alone decides: same key replays, a new key is a new top-up.
     keyed = b.topup.create(account_id=account, amount=1000, extra_headers={"Idempotency-Key": "k1"})
@@ -195,8 +202,9 @@ def test_three_d_secure_top_up_is_pending_until_authenticated(server: support.Li
     assert pending.client_secret and pending.client_secret.startswith("pi_sbx_")
     assert b.topup.status(account_id=account, payment_intent_id=pending.payment_intent_id).status == "pending"
     assert b.credit_balance(account_id=account).balance == 0
-    # A resent identical request returns the same pending top-up and secret.
-    assert b.topup.create(account_id=account, amount=3000).client_secret == pending.client_secret
+    # A resent identical request (an SDK retry) returns the same pending top-up and secret.
+    resent = b.topup.create(account_id=account, amount=3000, extra_headers=RETRY)
+    assert resent.client_secret == pending.client_secret
     with httpx.Client(base_url=server.base_url) as c:
         assert (
             c.post("/sandbox/v1/authenticate", json={"client_secret": "pi_sbx_x_secret_y"}).status_code == 404
@@ -348,6 +356,59 @@ def test_processor_outage_is_503_without_retry_and_resumes_once(
         assert invoice.id in str(err.value.errors[0].message) and invoice.status == "open"
         assert support.balance_units(server, account) == 0 and sandbox_charges(database_url, account) == 0
         assert b.topup.status(account_id=account, payment_intent_id=invoice.id).status == "completed"
-        assert b.topup.create(account_id=account, amount=4000).payment_intent_id == invoice.id
+        resent = b.topup.create(account_id=account, amount=4000, extra_headers=RETRY)
+        assert resent.payment_intent_id == invoice.id
         assert support.balance_units(server, account) == cents(4000)
         assert sandbox_charges(database_url, account) == 1
+
+
+def test_a_deliberate_second_topup_is_charged_and_an_sdk_retry_is_not(
+    server: support.LiveServer, database_url: str
+) -> None:
+    """Two purchases of the same amount seconds apart are two purchases (the SDK sends
+    x-stainless-retry-count: 0 on each); a real SDK retry (count > 0) is not charged again."""
+    account, token = funded_account(server)
+    b = billing(server, token)
+    first = b.topup.create(account_id=account, amount=1100).payment_intent_id
+    second = b.topup.create(account_id=account, amount=1100).payment_intent_id
+    assert second != first
+    assert sandbox_charges(database_url, account) == 2
+    retried = b.topup.create(account_id=account, amount=1100, extra_headers=RETRY).payment_intent_id
+    assert retried == second
+    assert sandbox_charges(database_url, account) == 2
+    assert support.balance_units(server, account) == cents(2200)
+    assert [i.id for i in b.invoice_history(account_id=account).invoices] == [second, first]
+
+
+def test_raw_posts_without_the_retry_header_are_two_purchases(
+    server: support.LiveServer, database_url: str
+) -> None:
+    account, token = funded_account(server)
+    path = f"/client/v4/accounts/{account}/ai-gateway/billing/topup"
+    with server.client(token) as c:
+        one = c.post(path, json={"amount": 1300})
+        two = c.post(path, json={"amount": 1300})
+        assert one.status_code == two.status_code == 200, (one.text, two.text)
+        assert one.json()["result"]["payment_intent_id"] != two.json()["result"]["payment_intent_id"]
+        assert sandbox_charges(database_url, account) == 2
+        again = c.post(path, json={"amount": 1300}, headers=RETRY)
+        assert again.status_code == 200, again.text
+        assert again.json()["result"]["payment_intent_id"] == two.json()["result"]["payment_intent_id"]
+        for not_a_retry in ("0", "abc", "-1", ""):
+            c.post(path, json={"amount": 1300}, headers={"x-stainless-retry-count": not_a_retry})
+    assert sandbox_charges(database_url, account) == 6
+    assert support.balance_units(server, account) == cents(6 * 1300)
+
+
+def test_a_retry_after_a_declined_first_attempt_is_a_new_attempt(
+    server: support.LiveServer, database_url: str
+) -> None:
+    account, token = funded_account(server, "4000000000000341")  # saves, then declines every charge
+    b = billing(server, token)
+    with pytest.raises(cloudflare.APIStatusError) as err:
+        b.topup.create(account_id=account, amount=1000)
+    assert err.value.status_code == 402
+    with pytest.raises(cloudflare.APIStatusError):
+        b.topup.create(account_id=account, amount=1000, extra_headers=RETRY)
+    assert sandbox_charges(database_url, account) == 2  # a failed top-up is never replayed
+    assert support.balance_units(server, account) == 0

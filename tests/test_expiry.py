@@ -161,7 +161,9 @@ def test_run_once_registers_the_job(fresh_database_url: str) -> None:
         account = await _open(db, clock)
         await _post(db, clock, account, "grant", 100, START + DAY)
         clock.advance(days=2)
-        assert (await jobs.run_once(db, clock, ["expire_grants"])) == {"expire_grants": 1}
+        assert (await jobs.run_once(support.job_context(db, clock), ["expire_grants"])) == {
+            "expire_grants": 1
+        }
 
     _run(fresh_database_url, body)
 

@@ -56,7 +56,7 @@ def clocked(fresh_database_url: str, tmp_path: Path) -> Iterator[tuple[support.L
 
 def _run_job(server: support.LiveServer, clock: ManualClock, name: str) -> int:
     async def work(db: Database) -> int:
-        return (await jobs.run_once(db, clock, [name]))[name]
+        return (await jobs.run_once(support.job_context(db, clock), [name]))[name]
 
     return with_db(server.settings.database_url, work)
 

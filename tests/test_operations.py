@@ -187,18 +187,19 @@ def test_logs_carry_requests_failures_and_never_a_token(
         account_id = await out._account(db)
         await out._endpoint(db, f"http://127.0.0.1:{support.free_port()}/hook")
         await out._emit(db, account_id, now=datetime.now(UTC))
-        await jobs.run_once(db, support.system_clock, ["deliver_webhooks"])
+        await jobs.run_once(support.job_context(db), ["deliver_webhooks"])
 
     out.run(fresh_database_url, failing_delivery)
 
-    async def boom(db: Database, clock: Any) -> int:
+    async def boom(ctx: Any) -> int:
         raise RuntimeError("the job broke")
 
-    jobs.JOBS["test_boom"] = boom
+    wired = jobs.JOBS
+    jobs.JOBS = (*wired, jobs.Job("test_boom", boom))
     try:
-        out.run(fresh_database_url, lambda db: jobs.run_once(db, support.system_clock, ["test_boom"]))
+        out.run(fresh_database_url, lambda db: jobs.run_once(support.job_context(db), ["test_boom"]))
     finally:
-        del jobs.JOBS["test_boom"]
+        jobs.JOBS = wired
 
     err = capsys.readouterr().err
     for secret in (gateway, write, support.ADMIN_TOKEN, "cgt_wrong-secret"):
@@ -274,9 +275,7 @@ def test_metrics_after_traffic_carry_the_documented_series(server: support.LiveS
             json={"account_id": account, "request_id": "m-4", "model": "gpt-4o", "estimated_cost_usd": "500"},
         )
         assert denied.json() == {"allowed": False, "reason": "insufficient_credit"}
-    out.run(
-        server.settings.database_url, lambda db: jobs.run_once(db, support.system_clock, ["expire_holds"])
-    )
+    out.run(server.settings.database_url, lambda db: jobs.run_once(support.job_context(db), ["expire_holds"]))
     after = _scrape(server)
 
     def delta(name: str, **labels: str) -> float:

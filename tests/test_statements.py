@@ -86,7 +86,11 @@ def test_two_runners_close_each_month_once(w: World) -> None:
     async def two() -> list[dict[str, int]]:
         dbs = [Database(w.url, pool_size=4) for _ in range(2)]
         try:
-            return list(await asyncio.gather(*(jobs.run_once(db, w.clock, ["close_periods"]) for db in dbs)))
+            return list(
+                await asyncio.gather(
+                    *(jobs.run_once(support.job_context(db, w.clock), ["close_periods"]) for db in dbs)
+                )
+            )
         finally:
             for db in dbs:
                 await db.dispose()

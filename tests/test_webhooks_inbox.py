@@ -252,17 +252,25 @@ def test_inbox_job_retries_a_failed_event_after_backoff(database_url: str) -> No
         try:
             async with db.write() as conn:
                 first = await inbox.receive(conn, "stripe", event, start, HANDLERS)
-            too_early = await retry_job(db, ManualClock(start + timedelta(seconds=59)))
-            on_time = await retry_job(db, ManualClock(start + timedelta(minutes=1)))
-            later = await retry_job(db, ManualClock(start + timedelta(days=1)))
+            too_early = await jobs.run_once(
+                support.job_context(
+                    db, ManualClock(start + timedelta(seconds=59)), webhook_handlers=HANDLERS
+                ),
+                ["webhook_inbox"],
+            )
+            on_time = await jobs.run_once(
+                support.job_context(db, ManualClock(start + timedelta(minutes=1)), webhook_handlers=HANDLERS),
+                ["webhook_inbox"],
+            )
+            later = await jobs.run_once(
+                support.job_context(db, ManualClock(start + timedelta(days=1)), webhook_handlers=HANDLERS),
+                ["webhook_inbox"],
+            )
             async with db.write() as conn:
                 replay = await inbox.receive(conn, "stripe", event, start, HANDLERS)
             return [first, str(too_early), str(on_time), str(later), replay]
         finally:
             await db.dispose()
-
-    async def retry_job(db: Database, clock: ManualClock) -> dict[str, int]:
-        return {"webhook_inbox": await jobs.retry_webhook_inbox(db, clock, handlers=HANDLERS)}
 
     with registered("payment.succeeded", recorder):
         first, too_early, on_time, later, replay = asyncio.run(main())

@@ -73,7 +73,9 @@ async def _emit(db: Database, account: str, event_type: str = "topup.succeeded",
 
 
 async def _pass(db: Database, now: datetime) -> int:
-    return (await jobs.run_once(db, ManualClock(now), ["deliver_webhooks"]))["deliver_webhooks"]
+    return (await jobs.run_once(support.job_context(db, ManualClock(now)), ["deliver_webhooks"]))[
+        "deliver_webhooks"
+    ]
 
 
 async def _deliveries(db: Database, event_id: str) -> list[Any]:

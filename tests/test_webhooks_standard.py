@@ -41,7 +41,9 @@ def test_delivered_webhook_verifies_with_the_reference_library(
                 _, secret = await notify.create_endpoint(conn, sink.url, now)
                 _, other = await notify.create_endpoint(conn, sink.url + "?other", now)
                 event_id = await notify.emit(conn, account, "invoice.finalized", payload, now)
-            sent = (await jobs.run_once(db, ManualClock(now), ["deliver_webhooks"]))["deliver_webhooks"]
+            sent = (await jobs.run_once(support.job_context(db, ManualClock(now)), ["deliver_webhooks"]))[
+                "deliver_webhooks"
+            ]
             return secret, other, event_id, sent
         finally:
             await db.dispose()

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import Response
+from sqlalchemy.ext.asyncio import AsyncConnection
 
-from creditgate.accounts import service as accounts
 from creditgate.accounts.principal import Principal
 from creditgate.api import idempotent
 from creditgate.api.auth import forget_cached_tokens, principal
@@ -16,13 +15,11 @@ from creditgate.api.responses import JSON, read_object
 from creditgate.api.schemas import admin as schema
 from creditgate.api.schemas.common import Empty, idempotency_header, operation
 from creditgate.api.state import services
-from creditgate.api.views import account_view, entry_view, token_view
-from creditgate.billing.reconcile import reconcile_report
-from creditgate.clock import parse_iso
 from creditgate.errors import ValidationError
-from creditgate.ledger import service as ledger
-from creditgate.metering import catalog as prices
-from creditgate.money import MAX_AMOUNT, UNITS_PER_CENT, cents
+from creditgate.views import account_view, entry_view, token_view
+from creditgate.workflows import accounts, grants, prices
+from creditgate.workflows import reconcile as books
+from creditgate.workflows.grants import MAX_CENTS
 
 
 async def operator(caller: Principal = Depends(principal)) -> Principal:
@@ -33,7 +30,6 @@ async def operator(caller: Principal = Depends(principal)) -> Principal:
 router = APIRouter(prefix="/admin/v1", dependencies=[Depends(operator)])
 
 
-MAX_CENTS = MAX_AMOUNT // UNITS_PER_CENT  # $1,000,000,000
 # Query bounds for the docs only: the route checks them itself, with its own messages.
 LIMIT_1000 = Query(100, json_schema_extra={"minimum": 1, "maximum": 1000})
 BEFORE_ID = Query(None, json_schema_extra={"minimum": 1, "maximum": 2**63 - 1})
@@ -65,52 +61,33 @@ def _str_field(body: dict[str, Any], name: str, *, required: bool = False, max_l
     return value
 
 
-def parse_expiry(value: str | None, now: datetime) -> datetime | None:
-    """An optional future ISO 8601 expiry."""
-    if value is None:
-        return None
-    try:
-        moment = parse_iso(value)
-    except ValueError as exc:
-        raise ValidationError(f"expires_at must be an ISO 8601 timestamp: {exc}", field="expires_at") from exc
-    if moment <= now:
-        raise ValidationError("expires_at must be in the future", field="expires_at")
-    return moment
-
-
 @router.post("/accounts", **operation(ok=schema.Account, status=201, body=schema.AccountCreate, errors=[409]))
 async def create_account(request: Request) -> Response:
-    svc = services(request)
     body = await read_object(request, allowed={"id", "name", "mode", "credit_limit_cents"})
     account_id = _str_field(body, "id", required=True, max_len=64)
     mode = _str_field(body, "mode") or "prepaid"
     credit_limit = _int_field(body, "credit_limit_cents", minimum=0, required=False) or 0
-    async with svc.db.write() as conn:
-        row = await accounts.create_account(
-            conn,
-            str(account_id),
-            name=_str_field(body, "name", max_len=200),
-            mode=mode,
-            credit_limit=cents(credit_limit),
-            now=svc.clock(),
-        )
+    row = await accounts.create_account(
+        services(request),
+        str(account_id),
+        name=_str_field(body, "name", max_len=200),
+        mode=mode,
+        credit_limit_cents=credit_limit,
+    )
     return JSON(account_view(row), status_code=201)
 
 
 @router.get("/accounts", **operation(ok=schema.AccountList))
 async def list_accounts(request: Request, after: str | None = None, limit: int = LIMIT_1000) -> Response:
-    svc = services(request)
     if not 1 <= limit <= 1000:
         raise ValidationError("limit must be between 1 and 1000", field="limit")
-    async with svc.db.read() as conn:
-        rows = await ledger.list_accounts(conn, limit=limit, after=after)
+    rows = await accounts.list_accounts(services(request), limit=limit, after=after)
     return JSON({"accounts": [account_view(r) for r in rows]})
 
 
 @router.get("/accounts/{account_id}", **operation(ok=schema.Account, errors=[404]))
 async def get_account(request: Request, account_id: str) -> Response:
-    async with services(request).db.read() as conn:
-        return JSON(account_view(await ledger.get_account(conn, account_id)))
+    return JSON(account_view(await accounts.get_account(services(request), account_id)))
 
 
 @router.post(
@@ -118,16 +95,13 @@ async def get_account(request: Request, account_id: str) -> Response:
     **operation(ok=schema.TokenIssued, status=201, body=schema.TokenCreate, errors=[404]),
 )
 async def create_token(request: Request, account_id: str) -> Response:
-    svc = services(request)
     body = await read_object(request, allowed={"scope", "name"})
-    async with svc.db.write() as conn:
-        issued = await accounts.create_token(
-            conn,
-            account_id,
-            scope=str(_str_field(body, "scope", required=True)),
-            name=_str_field(body, "name", max_len=200),
-            now=svc.clock(),
-        )
+    issued = await accounts.create_token(
+        services(request),
+        account_id,
+        scope=str(_str_field(body, "scope", required=True)),
+        name=_str_field(body, "name", max_len=200),
+    )
     return JSON(
         {"id": issued.id, "account_id": issued.account_id, "scope": issued.scope, "token": issued.token},
         status_code=201,
@@ -136,16 +110,13 @@ async def create_token(request: Request, account_id: str) -> Response:
 
 @router.get("/accounts/{account_id}/tokens", **operation(ok=schema.TokenList, errors=[404]))
 async def list_tokens(request: Request, account_id: str) -> Response:
-    async with services(request).db.read() as conn:
-        rows = await accounts.list_tokens(conn, account_id)
+    rows = await accounts.list_tokens(services(request), account_id)
     return JSON({"tokens": [token_view(r) for r in rows]})
 
 
 @router.delete("/accounts/{account_id}/tokens/{token_id}", **operation(ok=Empty, errors=[404]))
 async def revoke_token(request: Request, account_id: str, token_id: str) -> Response:
-    svc = services(request)
-    async with svc.db.write() as conn:
-        await accounts.revoke_token(conn, account_id, token_id, svc.clock())
+    await accounts.revoke_token(services(request), account_id, token_id)
     forget_cached_tokens()
     return JSON({})
 
@@ -166,16 +137,13 @@ async def grant_credits(request: Request, account_id: str) -> Response:
     body = await read_object(request, allowed={"amount_cents", "expires_at", "reason"})
     amount = _int_field(body, "amount_cents", minimum=1)
     now = svc.clock()
-    expires_at = parse_expiry(_str_field(body, "expires_at"), now)
-    reason = _str_field(body, "reason")
+    expires_at = grants.parse_expiry(_str_field(body, "expires_at"), now)
+    grant = grants.Grant(
+        account_id, int(amount or 0), reason=_str_field(body, "reason"), expires_at=expires_at
+    )
 
-    async def work(conn: Any) -> tuple[int, Any]:
-        posting = ledger.Posting(
-            account_id, "grant", cents(int(amount or 0)), reason=reason, expires_at=expires_at
-        )
-        await ledger.post(conn, [posting], now)
-        entries = await ledger.list_entries(conn, account_id, limit=1)
-        return 201, entry_view(entries[0])
+    async def work(conn: AsyncConnection) -> tuple[int, Any]:
+        return 201, entry_view(await grants.post(conn, grant, now))
 
     return await idempotent.run(request, account_id, "operator", work)
 
@@ -198,13 +166,11 @@ async def adjust(request: Request, account_id: str) -> Response:
     reason = _str_field(body, "reason", required=True)
     if amount == 0:
         raise ValidationError("amount_cents must not be 0", field="amount_cents")
+    adjustment = grants.Adjustment(account_id, int(amount or 0), str(reason))
     now = svc.clock()
 
-    async def work(conn: Any) -> tuple[int, Any]:
-        await ledger.post(
-            conn, [ledger.Posting(account_id, "adjustment", cents(int(amount or 0)), reason=reason)], now
-        )
-        return 201, entry_view((await ledger.list_entries(conn, account_id, limit=1))[0])
+    async def work(conn: AsyncConnection) -> tuple[int, Any]:
+        return 201, entry_view(await grants.post(conn, adjustment, now))
 
     return await idempotent.run(request, account_id, "operator", work)
 
@@ -217,19 +183,15 @@ async def ledger_entries(
         raise ValidationError("limit must be between 1 and 1000", field="limit")
     if before_id is not None and not 0 < before_id < 2**63:
         raise ValidationError("before_id must be a positive entry id", field="before_id")
-    async with services(request).db.read() as conn:
-        await ledger.get_account(conn, account_id)
-        rows = await ledger.list_entries(conn, account_id, limit=limit, before_id=before_id)
-    return JSON({"entries": [entry_view(r) for r in rows]})
+    found = await accounts.account_with_entries(
+        services(request), account_id, limit=limit, before_id=before_id
+    )
+    return JSON({"entries": [entry_view(r) for r in found.entries]})
 
 
 @router.get("/prices", **operation(ok=schema.PriceList))
 async def list_prices(request: Request) -> Response:
-    svc = services(request)
-    async with svc.db.read() as conn:
-        await svc.catalog.refresh(conn)
-        rows = await prices.list_prices(conn)
-    return JSON({"prices": [prices.price_to_wire(r) for r in rows]})
+    return JSON({"prices": await prices.list_prices(services(request))})
 
 
 @router.post(
@@ -243,20 +205,14 @@ async def list_prices(request: Request) -> Response:
     ),
 )
 async def import_prices(request: Request) -> Response:
-    svc = services(request)
     body = await read_object(request, allowed={"prices"})
-    now = svc.clock()
-    raw_rows = body.get("prices")
-    if not isinstance(raw_rows, list):
-        raise ValidationError("prices must be a list", field="prices")
-    rows = prices.parse_price_rows(raw_rows, now)
-    async with svc.db.write() as conn:
-        inserted, unchanged = await prices.import_prices(conn, rows, now)
-    return JSON({"inserted": inserted, "unchanged": unchanged}, status_code=201 if inserted else 200)
+    done = await prices.import_prices(services(request), body.get("prices"))
+    return JSON(
+        {"inserted": done.inserted, "unchanged": done.unchanged}, status_code=201 if done.inserted else 200
+    )
 
 
 @router.get("/reconcile", **operation(ok=schema.ReconcileReport, extra_ok={500: schema.ReconcileReport}))
 async def reconcile(request: Request) -> Response:
-    async with services(request).db.read() as conn:
-        report = await reconcile_report(conn)
+    report = await books.reconcile(services(request))
     return JSON(report, status_code=200 if report["ok"] else 500)

@@ -15,19 +15,15 @@ from creditgate.api.responses import JSON, read_object
 from creditgate.api.schemas import billing as schema
 from creditgate.api.schemas.common import operation
 from creditgate.api.state import services
-from creditgate.billing import billing_info
 from creditgate.errors import NotFound
-from creditgate.ledger import service as ledger
+from creditgate.workflows import billing_info
 
 router = APIRouter(prefix="/admin/v1", dependencies=[Depends(operator)])
 
 
 @router.get("/accounts/{account_id}/billing-info", **operation(ok=schema.BillingInfo, errors=[404]))
 async def get_billing_info(request: Request, account_id: str) -> Response:
-    svc = services(request)
-    async with svc.db.read() as conn:
-        await ledger.get_account(conn, account_id)
-        info = await billing_info.get_info(conn, account_id)
+    info = await billing_info.get_info(services(request), account_id)
     if info is None:
         raise NotFound(f"account {account_id!r} has no billing info; set it with PUT")
     return JSON(info.as_dict())
@@ -38,8 +34,6 @@ async def get_billing_info(request: Request, account_id: str) -> Response:
     **operation(ok=schema.BillingInfo, body=schema.BillingInfoSet, errors=[404]),
 )
 async def put_billing_info(request: Request, account_id: str) -> Response:
-    svc = services(request)
     body = await read_object(request)
-    async with svc.db.write() as conn:
-        info = await billing_info.set_info(conn, account_id, body, svc.clock())
+    info = await billing_info.set_billing_info(services(request), account_id, body)
     return JSON(info.as_dict())

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Callable, Coroutine
 from contextlib import asynccontextmanager
-from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI
@@ -32,22 +31,11 @@ from creditgate.api.state import Services
 from creditgate.clock import Clock, system_clock
 from creditgate.config import Settings
 from creditgate.db import Database
-from creditgate.db.migrate import upgrade
-from creditgate.metering.catalog import seed_default_catalog
 from creditgate.payments.factory import make_processor
+from creditgate.workflows.database import prepare_database
 
 Background = Callable[[Services], Coroutine[Any, Any, Any]]
-
-
-async def prepare_database(db: Database, clock: Clock = system_clock) -> None:
-    """Migrate to head and seed the default price catalog into an empty table."""
-    if db.is_sqlite:
-        path = db.url.split(":///", 1)[-1]
-        if path and path != ":memory:":
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
-    await upgrade(db)
-    async with db.write() as conn:
-        await seed_default_catalog(conn, clock())
+__all__ = ["create_app", "prepare_database"]  # prepare_database: re-exported for tests and benches
 
 
 def create_app(

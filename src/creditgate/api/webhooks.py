@@ -14,24 +14,10 @@ from fastapi.responses import Response
 from creditgate.api.responses import JSON, read_body
 from creditgate.api.schemas import webhooks as schema
 from creditgate.api.schemas.common import operation
-from creditgate.api.state import Services, services
-from creditgate.billing import inbox
-from creditgate.errors import NotFound, ValidationError
-from creditgate.payments.gateway import CardProcessor, WebhookEventError, WebhookSignatureError
+from creditgate.api.state import services
+from creditgate.workflows import webhooks_in
 
 router = APIRouter(prefix="/webhooks")
-
-PROCESSOR_KEY = "stripe_processor"
-
-
-def stripe_processor(svc: Services) -> CardProcessor:
-    """The app's Stripe processor: the configured one, or one injected in extras by tests."""
-    found: CardProcessor | None = svc.extras.get(PROCESSOR_KEY)
-    if found is not None:
-        return found
-    if svc.processor is None or svc.processor.name != "stripe":
-        raise NotFound("Stripe webhooks are not enabled (set CREDITGATE_PAYMENTS=stripe)")
-    return svc.processor
 
 
 @router.post(
@@ -48,21 +34,15 @@ def stripe_processor(svc: Services) -> CardProcessor:
     ),
 )
 async def stripe_webhook(request: Request) -> Response:
-    svc = services(request)
-    processor = stripe_processor(svc)
-    body = await read_body(request)  # a 413 after at most MAX_BODY_BYTES
-    try:
-        event = processor.parse_webhook(body, request.headers)
-    except WebhookEventError as exc:
-        raise ValidationError(str(exc), field="body") from exc
-    except WebhookSignatureError as exc:
-        raise ValidationError(str(exc), field="Stripe-Signature") from exc
-    async with svc.db.write() as conn:
-        outcome = await inbox.receive(conn, processor.name, event, svc.clock(), svc.webhook_handlers)
-    if outcome == "failed":
+    async def body() -> bytes:
+        return await read_body(request)  # a 413 after at most MAX_BODY_BYTES
+
+    received = await webhooks_in.receive_stripe(services(request), body, request.headers)
+    if received.outcome == "failed":
         return JSON(
             {"error": {"type": "handler_failed", "message": "stored; it will be processed on retry"}},
             status_code=503,
             headers={"Retry-After": "60"},
         )
-    return JSON({"received": True, "id": event.id, "type": event.type, "status": outcome})
+    event = received.event
+    return JSON({"received": True, "id": event.id, "type": event.type, "status": received.outcome})

@@ -12,8 +12,10 @@ The adapter drives three steps, and the card is charged only between two commits
 Every step is safe to repeat: the ledger skips a ref it already posted, status changes are
 guarded UPDATEs, and the processor replays a charge made under the same key. A request that
 is sent again (the Cloudflare SDK resends a POST after 409/429/5xx with no idempotency key)
-finds the earlier top-up through its Idempotency-Key, or else through the dedupe window:
-the same account, amount, card and origin within `DEDUPE_WINDOW`, unless that one failed.
+finds the earlier top-up through its Idempotency-Key, or else, when the client says it is a
+retry (`retry=True`: the SDK's `x-stainless-retry-count` > 0), through the dedupe window: the
+same account, amount, card and origin within `DEDUPE_WINDOW`, unless that one failed. A
+first attempt with neither is a new purchase, however like an earlier one it looks.
 """
 
 from __future__ import annotations
@@ -59,9 +61,11 @@ async def begin_topup(
     processor: str,
     request_key: str | None = None,
     origin: str = "manual",
+    retry: bool = False,
 ) -> tuple[Topup, bool]:
     """Create the intent (invoice + top-up), or return the earlier top-up this request
-    repeats. Returns (top-up, created)."""
+    repeats (same Idempotency-Key, or a retry within the dedupe window). Returns (top-up,
+    created)."""
     amount = check_cents(amount, "amount", minimum=MIN_TOPUP_CENTS)
     if origin not in ORIGINS:
         raise ValidationError("origin must be manual or auto", field="origin")
@@ -77,7 +81,9 @@ async def begin_topup(
             field="payment_method_id",
         )
     card = await cards.get_card(conn, account_id, method)
-    earlier = await _earlier(conn, account_id, amount, card.payment_method_id, origin, request_key, now)
+    earlier = await _earlier(
+        conn, account_id, amount, card.payment_method_id, origin, request_key, retry, now
+    )
     if earlier is not None:
         return earlier, False
     invoice = await invoices.issue_invoice(
@@ -130,6 +136,7 @@ async def _earlier(
     method: str,
     origin: str,
     request_key: str | None,
+    retry: bool,
     now: datetime,
 ) -> Topup | None:
     if request_key is not None:
@@ -141,6 +148,8 @@ async def _earlier(
                 "Idempotency-Key was already used with a different top-up", field="Idempotency-Key"
             )
         return earlier
+    if not retry:
+        return None
     return await repo.recent_identical_topup(
         conn,
         account_id,

@@ -1,4 +1,4 @@
-"""`creditgate topups ...` (list, refund) and `creditgate autotopup ...` (show, set, off)."""
+"""`creditgate topups ...` (list, create, refund) and `creditgate autotopup ...` (show, set, off)."""
 
 from __future__ import annotations
 
@@ -6,14 +6,10 @@ from typing import Any
 
 import typer
 
-from creditgate.api.admin_autotopup import refund_topup, refund_view, topup_view
-from creditgate.billing import autotopup_config, refunds, topups
 from creditgate.cli.runtime import emit, run
-from creditgate.clock import system_clock
-from creditgate.config import Settings
-from creditgate.db import Database
-from creditgate.ledger import service as ledger
-from creditgate.payments.factory import make_processor
+from creditgate.views import auto_topup_summary, refund_view, topup_view
+from creditgate.workflows import Context, auto_topup, topup
+from creditgate.workflows import refund as refunds
 
 topups_app = typer.Typer(help="Top-ups and their refunds.", no_args_is_help=True)
 autotopup_app = typer.Typer(help="Auto top-up: state, config, monthly cap.", no_args_is_help=True)
@@ -23,11 +19,28 @@ autotopup_app = typer.Typer(help="Auto top-up: state, config, monthly cap.", no_
 def topups_list(account_id: str, limit: int = typer.Option(20, help="How many, newest first.")) -> None:
     """List an account's top-ups with what was refunded."""
 
-    async def work(db: Database) -> Any:
-        async with db.read() as conn:
-            await ledger.get_account(conn, account_id)
-            found = await topups.list_topups(conn, account_id, limit=limit)
-            return [topup_view(t, await refunds.list_refunds(conn, t.id)) for t in found]
+    async def work(ctx: Context) -> Any:
+        return [
+            topup_view(t.topup, t.refunds) for t in await refunds.list_topups(ctx, account_id, limit=limit)
+        ]
+
+    emit(run(work))
+
+
+@topups_app.command("create")
+def topups_create(
+    account_id: str,
+    amount_cents: int,
+    payment_method_id: str = typer.Option(None, help="The saved card to charge (default: the default card)."),
+    key: str = typer.Option(None, "--idempotency-key", help="The same key is the same top-up."),
+) -> None:
+    """Charge the account's saved card for credit. Without a key every call is a new purchase."""
+
+    async def work(ctx: Context) -> Any:
+        request = topup.TopupRequest(
+            account_id, amount=amount_cents, payment_method_id=payment_method_id, request_key=key
+        )
+        return topup_view((await topup.create_topup(ctx, request)).topup, [])
 
     emit(run(work))
 
@@ -42,19 +55,14 @@ def topups_refund(
     """Refund a completed top-up; its credit is taken out of the ledger. Repeating a full
     refund refunds nothing more."""
 
-    async def work(db: Database) -> Any:
-        proc = make_processor(Settings.from_env(), db)
-        view, made = await refund_topup(
-            db,
-            proc,
-            account_id,
-            topup_id,
-            amount=amount_cents,
-            reason=reason,
-            request_key=None,
-            now=system_clock(),
+    async def work(ctx: Context) -> Any:
+        done = await refunds.refund_topup(
+            ctx, account_id, topup_id, amount=amount_cents, reason=reason, request_key=None
         )
-        return {"topup": view, "refund": refund_view(made) if made else None}
+        return {
+            "topup": topup_view(done.topup, done.refunds),
+            "refund": refund_view(done.made) if done.made else None,
+        }
 
     emit(run(work))
 
@@ -63,21 +71,8 @@ def topups_refund(
 def autotopup_show(account_id: str) -> None:
     """The account's auto top-up state (idle, in_flight, backoff, capped, paused, disabled)."""
 
-    async def work(db: Database) -> Any:
-        async with db.read() as conn:
-            state = await autotopup_config.get_state(conn, account_id, system_clock())
-        return {
-            "state": state.state,
-            "amount": state.config.amount,
-            "threshold": state.config.threshold,
-            "monthly_cap": state.config.monthly_cap,
-            "spent_this_month": state.spent_this_month,
-            "error": state.config.error,
-            "disabled_reason": state.config.disabled_reason,
-            "consecutive_failures": state.failures,
-            "next_attempt_at": state.next_attempt_at.isoformat() if state.next_attempt_at else None,
-            "pending_topup_id": state.pending.id if state.pending else None,
-        }
+    async def work(ctx: Context) -> Any:
+        return auto_topup_summary(await auto_topup.get_state(ctx, account_id))
 
     emit(run(work))
 
@@ -92,16 +87,20 @@ def autotopup_set(
 ) -> None:
     """Configure auto top-up (also turns it back on after failures)."""
 
-    async def work(db: Database) -> Any:
-        now = system_clock()
-        async with db.write() as conn:
-            config = await autotopup_config.set_topup_config(
-                conn, account_id, amount=amount_cents, threshold=threshold_cents, now=now
-            )
-            if no_cap or monthly_cap_cents is not None:
-                cap = None if no_cap else monthly_cap_cents
-                await autotopup_config.set_monthly_cap(conn, account_id, cap, now)
-        return {"amount": config.amount, "threshold": config.threshold, "monthly_cap": monthly_cap_cents}
+    async def work(ctx: Context) -> Any:
+        state = await auto_topup.set_config(
+            ctx,
+            account_id,
+            amount=amount_cents,
+            threshold=threshold_cents,
+            change_cap=no_cap or monthly_cap_cents is not None,
+            monthly_cap=None if no_cap else monthly_cap_cents,
+        )
+        return {
+            "amount": state.config.amount,
+            "threshold": state.config.threshold,
+            "monthly_cap": monthly_cap_cents,
+        }
 
     emit(run(work))
 
@@ -110,10 +109,7 @@ def autotopup_set(
 def autotopup_off(account_id: str) -> None:
     """Remove the auto top-up config."""
 
-    async def work(db: Database) -> Any:
-        async with db.write() as conn:
-            await ledger.lock(conn, [account_id])
-            removed = await autotopup_config.delete_topup_config(conn, account_id)
-        return {"removed": removed}
+    async def work(ctx: Context) -> Any:
+        return {"removed": await auto_topup.delete_config(ctx, account_id)}
 
     emit(run(work))

@@ -6,12 +6,9 @@ from typing import Any
 
 import typer
 
-from creditgate.billing import billing_info
 from creditgate.cli.runtime import emit, run
-from creditgate.clock import system_clock
-from creditgate.db import Database
 from creditgate.errors import NotFound
-from creditgate.ledger import service as ledger
+from creditgate.workflows import Context, billing_info
 
 billing_info_app = typer.Typer(
     help="The buyer's name, address and tax id printed on an account's invoices.", no_args_is_help=True
@@ -43,9 +40,8 @@ def billing_info_set(
         "tax_number": tax_number,
     }
 
-    async def work(db: Database) -> Any:
-        async with db.write() as conn:
-            return (await billing_info.set_info(conn, account_id, body, system_clock())).as_dict()
+    async def work(ctx: Context) -> Any:
+        return (await billing_info.set_billing_info(ctx, account_id, body)).as_dict()
 
     emit(run(work))
 
@@ -54,10 +50,8 @@ def billing_info_set(
 def billing_info_show(account_id: str) -> None:
     """Print the account's billing info."""
 
-    async def work(db: Database) -> Any:
-        async with db.read() as conn:
-            await ledger.get_account(conn, account_id)
-            info = await billing_info.get_info(conn, account_id)
+    async def work(ctx: Context) -> Any:
+        info = await billing_info.get_info(ctx, account_id)
         if info is None:
             raise NotFound(f"account {account_id!r} has no billing info; set it with `billing-info set`")
         return info.as_dict()

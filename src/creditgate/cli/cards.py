@@ -6,15 +6,11 @@ from typing import Any
 
 import typer
 
-from creditgate.api.admin_billing import card_view, save_card
-from creditgate.billing import cards
 from creditgate.cli.runtime import emit, run
-from creditgate.clock import system_clock
-from creditgate.config import Settings
-from creditgate.db import Database
 from creditgate.errors import NotFound
-from creditgate.payments.factory import make_processor
 from creditgate.payments.sandbox import SandboxProcessor
+from creditgate.views import card_view
+from creditgate.workflows import Context, cards
 
 cards_app = typer.Typer(help="Saved cards (the default card pays for top-ups).", no_args_is_help=True)
 sandbox_app = typer.Typer(help="The built-in sandbox card processor (no real money).", no_args_is_help=True)
@@ -25,10 +21,9 @@ def cards_add(account_id: str, card_number: str) -> None:
     """Save a card on the account and make it the default. With the sandbox processor use a
     Stripe test card, e.g. 4242424242424242 (see `creditgate sandbox cards`)."""
 
-    async def work(db: Database) -> Any:
-        proc = make_processor(Settings.from_env(), db)
-        card = await save_card(db, proc, account_id, card_number, system_clock())
-        return card_view(card, proc.name)
+    async def work(ctx: Context) -> Any:
+        card = await cards.save_card(ctx, account_id, card_number)
+        return card_view(card, ctx.require_processor().name)
 
     emit(run(work))
 
@@ -37,10 +32,8 @@ def cards_add(account_id: str, card_number: str) -> None:
 def cards_list(account_id: str) -> None:
     """List the account's saved cards."""
 
-    async def work(db: Database) -> Any:
-        name = Settings.from_env().payments
-        async with db.read() as conn:
-            return [card_view(c, name) for c in await cards.list_cards(conn, account_id)]
+    async def work(ctx: Context) -> Any:
+        return [card_view(c, ctx.settings.payments) for c in await cards.list_cards(ctx, account_id)]
 
     emit(run(work))
 
@@ -65,8 +58,8 @@ def sandbox_authenticate(
 ) -> None:
     """Complete the 3-D Secure step of a pending sandbox top-up (its client_secret)."""
 
-    async def work(db: Database) -> Any:
-        proc = make_processor(Settings.from_env(), db)
+    async def work(ctx: Context) -> Any:
+        proc = ctx.processor
         if not isinstance(proc, SandboxProcessor):
             raise NotFound("CREDITGATE_PAYMENTS is not sandbox: there is no sandbox payment to authenticate")
         result = await proc.authenticate(client_secret, succeed=not fail_auth)

@@ -8,25 +8,16 @@ from pathlib import Path
 from typing import Any
 
 import typer
-from sqlalchemy import func, select
 
-from creditgate.accounts import service as accounts
-from creditgate.api.admin import parse_expiry
-from creditgate.api.views import account_view, entry_view, token_view
-from creditgate.billing.reconcile import reconcile_report
 from creditgate.cli import serve as serve_cli
 from creditgate.cli import worker as worker_cli
 from creditgate.cli.billing import autotopup_app, topups_app
 from creditgate.cli.billing_info import billing_info_app
 from creditgate.cli.cards import cards_app, sandbox_app
 from creditgate.cli.runtime import emit, fail, progress, run
-from creditgate.clock import system_clock
-from creditgate.db import Database
-from creditgate.errors import ValidationError
-from creditgate.ledger import models as ledger_models
-from creditgate.ledger import service as ledger
-from creditgate.metering import catalog
-from creditgate.money import cents
+from creditgate.views import account_view, entry_view, token_view
+from creditgate.workflows import Context, accounts, grants, prices
+from creditgate.workflows import reconcile as books
 
 app = typer.Typer(
     help="creditgate: prepaid credits, metering and spending limits for AI gateways.", no_args_is_help=True
@@ -76,8 +67,8 @@ def serve(
 def migrate() -> None:
     """Bring the database schema up to date."""
 
-    async def work(db: Database) -> None:
-        emit({"migrated": True, "database": db.dialect})
+    async def work(ctx: Context) -> None:
+        emit({"migrated": True, "database": ctx.db.dialect})
 
     run(work)
 
@@ -91,16 +82,10 @@ def accounts_create(
 ) -> None:
     """Create an account with an id you choose (32-hex, UUID or a slug)."""
 
-    async def work(db: Database) -> Any:
-        async with db.write() as conn:
-            row = await accounts.create_account(
-                conn,
-                account_id,
-                name=name,
-                mode=mode,
-                credit_limit=cents(credit_limit_cents),
-                now=system_clock(),
-            )
+    async def work(ctx: Context) -> Any:
+        row = await accounts.create_account(
+            ctx, account_id, name=name, mode=mode, credit_limit_cents=credit_limit_cents
+        )
         return account_view(row)
 
     emit(run(work))
@@ -110,9 +95,8 @@ def accounts_create(
 def accounts_list(limit: int = 100) -> None:
     """List accounts."""
 
-    async def work(db: Database) -> Any:
-        async with db.read() as conn:
-            return [account_view(r) for r in await ledger.list_accounts(conn, limit=limit)]
+    async def work(ctx: Context) -> Any:
+        return [account_view(r) for r in await accounts.list_accounts(ctx, limit=limit)]
 
     emit(run(work))
 
@@ -121,11 +105,9 @@ def accounts_list(limit: int = 100) -> None:
 def accounts_show(account_id: str) -> None:
     """Show one account and its last ledger entries."""
 
-    async def work(db: Database) -> Any:
-        async with db.read() as conn:
-            row = await ledger.get_account(conn, account_id)
-            entries = await ledger.list_entries(conn, account_id, limit=20)
-        return {**account_view(row), "recent_entries": [entry_view(e) for e in entries]}
+    async def work(ctx: Context) -> Any:
+        found = await accounts.account_with_entries(ctx, account_id, limit=20)
+        return {**account_view(found.account), "recent_entries": [entry_view(e) for e in found.entries]}
 
     emit(run(work))
 
@@ -138,9 +120,8 @@ def tokens_create(
 ) -> None:
     """Create a token. The secret is printed once and never stored."""
 
-    async def work(db: Database) -> Any:
-        async with db.write() as conn:
-            issued = await accounts.create_token(conn, account_id, scope=scope, name=name, now=system_clock())
+    async def work(ctx: Context) -> Any:
+        issued = await accounts.create_token(ctx, account_id, scope=scope, name=name)
         return {
             "id": issued.id,
             "account_id": issued.account_id,
@@ -155,9 +136,8 @@ def tokens_create(
 def tokens_list(account_id: str) -> None:
     """List an account's tokens (never their secrets)."""
 
-    async def work(db: Database) -> Any:
-        async with db.read() as conn:
-            return [token_view(r) for r in await accounts.list_tokens(conn, account_id)]
+    async def work(ctx: Context) -> Any:
+        return [token_view(r) for r in await accounts.list_tokens(ctx, account_id)]
 
     emit(run(work))
 
@@ -166,9 +146,8 @@ def tokens_list(account_id: str) -> None:
 def tokens_revoke(account_id: str, token_id: str) -> None:
     """Revoke a token (servers stop accepting it within 5 seconds)."""
 
-    async def work(db: Database) -> Any:
-        async with db.write() as conn:
-            await accounts.revoke_token(conn, account_id, token_id, system_clock())
+    async def work(ctx: Context) -> Any:
+        await accounts.revoke_token(ctx, account_id, token_id)
         return {"revoked": token_id}
 
     emit(run(work))
@@ -182,18 +161,11 @@ def credits_grant(
     reason: str = typer.Option(None, help="Why the credit was granted."),
 ) -> None:
     """Grant promotional credit, optionally expiring."""
-    if amount_cents < 1:
-        fail("AMOUNT_CENTS must be >= 1", 2)
-    now = system_clock()
 
-    async def work(db: Database) -> Any:
-        expires_at = parse_expiry(expires, now)
-        async with db.write() as conn:
-            posting = ledger.Posting(
-                account_id, "grant", cents(amount_cents), reason=reason, expires_at=expires_at
-            )
-            await ledger.post(conn, [posting], now)
-            return entry_view((await ledger.list_entries(conn, account_id, limit=1))[0])
+    async def work(ctx: Context) -> Any:
+        expires_at = grants.parse_expiry(expires, ctx.clock())
+        grant = grants.Grant(account_id, amount_cents, reason=reason, expires_at=expires_at)
+        return entry_view(await grants.apply(ctx, grant))
 
     emit(run(work))
 
@@ -205,17 +177,9 @@ def credits_adjust(
     reason: str = typer.Option(..., help="Why the balance is corrected (required)."),
 ) -> None:
     """Post a signed correction (negative to take credit away)."""
-    if amount_cents == 0:
-        fail("AMOUNT_CENTS must not be 0", 2)
 
-    async def work(db: Database) -> Any:
-        async with db.write() as conn:
-            await ledger.post(
-                conn,
-                [ledger.Posting(account_id, "adjustment", cents(amount_cents), reason=reason)],
-                system_clock(),
-            )
-            return entry_view((await ledger.list_entries(conn, account_id, limit=1))[0])
+    async def work(ctx: Context) -> Any:
+        return entry_view(await grants.apply(ctx, grants.Adjustment(account_id, amount_cents, reason)))
 
     emit(run(work))
 
@@ -225,19 +189,10 @@ def prices_import(file: Path) -> None:
     """Import prices from a JSON or CSV file (all rows or none)."""
     if not file.is_file():
         fail(f"no such file: {file}", 2)
-    now = system_clock()
 
-    async def work(db: Database) -> Any:
-        raw = catalog.parse_price_file(file.read_text(), file.name)
-        if not raw:
-            raise ValidationError(f"{file.name} holds no price rows", field="prices")
-        progress(f"prices: read {len(raw)} row(s) from {file.name}; checking them")
-        rows = catalog.parse_price_rows(raw, now)
-        progress(f"prices: {len(rows)} row(s) valid; importing them in one transaction")
-        async with db.write() as conn:
-            inserted, unchanged = await catalog.import_prices(conn, rows, now)
-        progress(f"prices: done ({inserted} inserted, {unchanged} unchanged)")
-        return {"inserted": inserted, "unchanged": unchanged}
+    async def work(ctx: Context) -> Any:
+        done = await prices.import_price_file(ctx, file.read_text(), file.name, progress=progress)
+        return {"inserted": done.inserted, "unchanged": done.unchanged}
 
     emit(run(work))
 
@@ -245,23 +200,15 @@ def prices_import(file: Path) -> None:
 @prices_app.command("list")
 def prices_list() -> None:
     """Print the whole catalog, every effective date included."""
-
-    async def work(db: Database) -> Any:
-        async with db.read() as conn:
-            return [catalog.price_to_wire(p) for p in await catalog.list_prices(conn)]
-
-    emit(run(work))
+    emit(run(prices.list_prices))
 
 
 @app.command()
 def reconcile() -> None:
     """Prove the books: exit 1 and print the problems if any balance is off."""
 
-    async def work(db: Database) -> Any:
-        async with db.read() as conn:
-            count = await conn.scalar(select(func.count()).select_from(ledger_models.accounts))
-            progress(f"reconcile: checking {count} account(s)")
-            return await reconcile_report(conn)
+    async def work(ctx: Context) -> Any:
+        return await books.reconcile(ctx, progress=progress)
 
     started = time.monotonic()
     report = run(work)

@@ -12,10 +12,13 @@ import typer
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError, InterfaceError
 
-from creditgate.api.app import prepare_database
+from creditgate.clock import system_clock
 from creditgate.config import ConfigError, Settings, mask_url
 from creditgate.db import Database
 from creditgate.errors import CreditgateError
+from creditgate.payments.factory import make_processor
+from creditgate.workflows.context import Context
+from creditgate.workflows.database import prepare_database
 
 T = TypeVar("T")
 
@@ -63,15 +66,20 @@ async def open_database(settings: Settings, pool_size: int = 2) -> Database:
     return db
 
 
-def run(work: Callable[[Database], Awaitable[T]]) -> T:
-    """Open the configured database (migrating it if needed), run `work`, and turn
-    creditgate errors into a one-line message and a non-zero exit."""
+def run(work: Callable[[Context], Awaitable[T]]) -> T:
+    """Open the configured database (migrating it if needed), run `work` with the process's
+    Context (its card processor included), and turn creditgate errors into a one-line
+    message and a non-zero exit."""
     settings = load_settings()
 
     async def main() -> T:
         db = await open_database(settings)
         try:
-            return await work(db)
+            ctx = Context(settings=settings, db=db, processor=make_processor(settings, db, system_clock))
+            try:
+                return await work(ctx)
+            finally:
+                await close_processor(ctx)
         finally:
             await db.dispose()
 
@@ -83,3 +91,10 @@ def run(work: Callable[[Database], Awaitable[T]]) -> T:
         where = f" ({exc.field})" if exc.field else ""
         typer.echo(f"error: {exc.message}{where}", err=True)
         sys.exit(2 if exc.status < 500 else 1)
+
+
+async def close_processor(ctx: Context) -> None:
+    """Close the processor's connection pool, if it has one (Stripe)."""
+    close = getattr(ctx.processor, "aclose", None)
+    if close is not None:
+        await close()

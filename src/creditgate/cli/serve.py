@@ -1,5 +1,6 @@
 """`creditgate serve`: checks before listening (settings, port, database), the operator token,
-the metrics directory of several workers; and the app factory uvicorn imports in each worker."""
+the metrics directory of several workers; then uvicorn runs the composition root's app factory
+(`creditgate.server:make_app`) in each worker."""
 
 from __future__ import annotations
 
@@ -11,28 +12,12 @@ import socket
 import tempfile
 
 import typer
-from fastapi import FastAPI
 
-from creditgate import jobs
-from creditgate.api import create_app
-from creditgate.api.state import Services
 from creditgate.cli import admin_token
 from creditgate.cli.runtime import fail, load_settings, open_database
 from creditgate.config import ConfigError, Settings
 from creditgate.observability import logs
 from creditgate.observability.metrics import MULTIPROC_ENV
-
-
-async def _run_jobs(svc: Services) -> None:
-    """The periodic jobs in-process (CREDITGATE_RUN_JOBS, on by default): the embedded setup
-    needs no separate `creditgate worker`. Safe with several processes."""
-    await jobs.run_forever(svc.db, svc.clock, processor=svc.processor)
-
-
-def make_app() -> FastAPI:
-    settings = Settings.from_env()
-    logs.configure(settings.log_format, settings.log_level)
-    return create_app(settings, background=[_run_jobs] if settings.run_jobs else None)
 
 
 def _check_port(host: str, port: int) -> None:
@@ -76,7 +61,7 @@ def serve(host: str | None, port: int | None, workers: int) -> None:
         err=True,
     )
     uvicorn.run(
-        "creditgate.cli.serve:make_app",
+        "creditgate.server:make_app",
         factory=True,
         host=host,
         port=port,

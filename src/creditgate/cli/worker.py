@@ -13,13 +13,12 @@ import signal
 import typer
 
 from creditgate import jobs
-from creditgate.cli.runtime import emit, fail, load_settings, open_database, progress
+from creditgate.cli.runtime import close_processor, emit, fail, load_settings, open_database, progress
 from creditgate.clock import system_clock
 from creditgate.config import ConfigError
-from creditgate.db import Database
 from creditgate.observability import logs, metrics
 from creditgate.payments.factory import make_processor
-from creditgate.payments.gateway import CardProcessor
+from creditgate.workflows.context import Context
 
 log = logging.getLogger("creditgate.worker")
 
@@ -38,9 +37,9 @@ def worker(
     if interval <= 0:
         fail("--interval must be > 0", 2)
     names = list(job) if job else None
-    unknown = sorted(set(names or ()) - set(jobs.JOBS))
+    unknown = sorted(set(names or ()) - set(jobs.NAMES))
     if unknown:
-        fail(f"unknown job(s): {', '.join(unknown)}; known: {', '.join(jobs.JOBS)}", 2)
+        fail(f"unknown job(s): {', '.join(unknown)}; known: {', '.join(jobs.NAMES)}", 2)
     settings = load_settings()
     logs.configure(settings.log_format, "debug" if verbose else settings.log_level)
     if metrics_port is not None and not once:
@@ -52,18 +51,21 @@ def worker(
     async def main() -> dict[str, int] | None:
         db = await open_database(settings, pool_size=4)
         try:
-            processor = make_processor(settings, db, system_clock)
-            if once:
-                return await _one_pass(db, names or list(jobs.JOBS), processor)
-            log.info(
-                "worker started: database %s, jobs %s, every %ss",
-                db.dialect,
-                ", ".join(names or jobs.JOBS),
-                interval,
-            )
-            await _until_stopped(db, names, interval, processor)
-            log.info("worker stopped")
-            return None
+            ctx = Context(settings=settings, db=db, processor=make_processor(settings, db, system_clock))
+            try:
+                if once:
+                    return await _one_pass(ctx, names or list(jobs.NAMES))
+                log.info(
+                    "worker started: database %s, jobs %s, every %ss",
+                    db.dialect,
+                    ", ".join(names or jobs.NAMES),
+                    interval,
+                )
+                await _until_stopped(ctx, names, interval)
+                log.info("worker stopped")
+                return None
+            finally:
+                await close_processor(ctx)
         finally:
             await db.dispose()
 
@@ -77,20 +79,18 @@ def worker(
             raise typer.Exit(1)
 
 
-async def _one_pass(db: Database, names: list[str], processor: CardProcessor) -> dict[str, int]:
+async def _one_pass(ctx: Context, names: list[str]) -> dict[str, int]:
     """Each job once, in order, with a progress line per job on stderr."""
     done: dict[str, int] = {}
     for index, name in enumerate(names, 1):
         progress(f"worker: [{index}/{len(names)}] {name} ...")
-        done.update(await jobs.run_once(db, system_clock, [name], processor=processor))
+        done.update(await jobs.run_once(ctx, [name]))
         outcome = "FAILED (see the log)" if done[name] < 0 else f"{done[name]} item(s)"
         progress(f"worker: [{index}/{len(names)}] {name}: {outcome}")
     return done
 
 
-async def _until_stopped(
-    db: Database, names: list[str] | None, interval: float, processor: CardProcessor
-) -> None:
+async def _until_stopped(ctx: Context, names: list[str] | None, interval: float) -> None:
     """Passes every `interval` seconds until SIGINT/SIGTERM; a pass in flight is cancelled
     (its transaction rolls back, its leases expire)."""
     loop = asyncio.get_running_loop()
@@ -98,14 +98,7 @@ async def _until_stopped(
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
 
-    async def passes() -> None:
-        if names is None:
-            await jobs.run_forever(db, system_clock, interval, processor=processor)
-        while True:
-            await jobs.run_once(db, system_clock, names, processor=processor)
-            await asyncio.sleep(interval)
-
-    task = asyncio.create_task(passes())
+    task = asyncio.create_task(jobs.run_forever(ctx, interval, names))
     await stop.wait()
     task.cancel()
     with contextlib.suppress(asyncio.CancelledError):

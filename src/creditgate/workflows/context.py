@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
 
 from creditgate.billing.inbox import Handlers
 from creditgate.billing.inbox_handlers import billing_handlers
@@ -28,7 +27,6 @@ class Context:
     db: Database
     catalog: PriceCatalog = field(default_factory=PriceCatalog)
     clock: Clock = system_clock
-    extras: dict[str, Any] = field(default_factory=dict)  # to be replaced by explicit fields
     processor: CardProcessor | None = None  # chosen by settings.payments (payments.factory)
     # what the webhook inbox dispatches processor events to (billing's handlers)
     webhook_handlers: Handlers = field(default_factory=billing_handlers)

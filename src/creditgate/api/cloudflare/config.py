@@ -12,12 +12,13 @@ from creditgate.api.responses import read_object
 from creditgate.api.schemas import cloudflare as schema
 from creditgate.api.schemas.common import operation
 from creditgate.api.state import Services, services
-from creditgate.billing import autotopup_config, topups
+from creditgate.billing import topups
 from creditgate.errors import PermissionDenied, ValidationError
 from creditgate.ledger import service as ledger
 from creditgate.limits import config as limits
 from creditgate.limits.config import SpendingLimit
 from creditgate.money import cents, to_cents_number
+from creditgate.workflows import auto_topup
 
 router = APIRouter()
 MIN_LIMIT_CENTS = 100
@@ -40,11 +41,7 @@ async def get_topup_config(
     request: Request, account_id: str, caller: Principal = Depends(principal)
 ) -> Response:
     caller.require("read", account_id)
-    svc = services(request)
-    async with svc.db.read() as conn:
-        await ledger.get_account(conn, account_id)
-        config = await autotopup_config.get_topup_config(conn, account_id)
-    return ok(config_wire(config))
+    return ok(config_wire(await auto_topup.get_config(services(request), account_id)))
 
 
 @router.post(
@@ -61,11 +58,8 @@ async def set_topup_config(
     _may_write_config(svc, caller)
     body = await read_object(request, allowed={"amount", "threshold"})
     require_keys(body, ("amount", "threshold"))
-    async with svc.db.write() as conn:
-        config = await autotopup_config.set_topup_config(
-            conn, account_id, amount=body["amount"], threshold=body["threshold"], now=svc.clock()
-        )
-    return ok({"amount": config.amount, "threshold": config.threshold})
+    state = await auto_topup.set_config(svc, account_id, amount=body["amount"], threshold=body["threshold"])
+    return ok({"amount": state.config.amount, "threshold": state.config.threshold})
 
 
 @router.delete(BILLING + "/topup/config", **operation(ok=schema.EmptyAnswer, wire="cloudflare", errors=[404]))
@@ -75,8 +69,7 @@ async def delete_topup_config(
     caller.require("write", account_id)
     svc = services(request)
     _may_write_config(svc, caller)
-    async with svc.db.write() as conn:
-        await autotopup_config.delete_topup_config(conn, account_id)
+    await auto_topup.delete_config(svc, account_id)
     return ok({})
 
 

@@ -87,6 +87,13 @@ class TopupList(BaseModel):
     topups: list[Topup]
 
 
+class TopupCreate(Request):
+    """Charge a saved card for credit (the default card when `payment_method_id` is absent)."""
+
+    amount: Annotated[int, Field(ge=MIN_TOPUP_CENTS, le=MAX_TOPUP_CENTS, description="Cents")]
+    payment_method_id: Annotated[str, Field(min_length=1)] | None = None
+
+
 class RefundCreate(Request):
     amount: (
         Annotated[int, Field(ge=1, le=MAX_TOPUP_CENTS, description="Cents; all that is left if absent")]

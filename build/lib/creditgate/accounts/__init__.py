@@ -1,1 +1,0 @@
-"""Accounts, their tokens and who may act on what."""

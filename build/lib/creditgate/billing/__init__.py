@@ -1,1 +1,0 @@
-"""Billing: top-ups, invoices, statements, and the checks that tie them to the ledger."""

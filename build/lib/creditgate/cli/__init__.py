@@ -1,1 +1,0 @@
-"""The `creditgate` command line (Typer)."""

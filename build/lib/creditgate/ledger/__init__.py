@@ -1,1 +1,0 @@
-"""The credit ledger: accounts' balances and their append-only entries."""

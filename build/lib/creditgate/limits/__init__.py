@@ -1,1 +1,0 @@
-"""Spending limits and holds: the authorize / settle / void path."""

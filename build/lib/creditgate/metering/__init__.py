@@ -1,1 +1,0 @@
-"""Metering: the price catalog, usage ingestion and hourly/daily rollups."""

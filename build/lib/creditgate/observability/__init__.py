@@ -1,1 +1,0 @@
-"""Logs and metrics: structlog set-up and the Prometheus series every layer may record."""

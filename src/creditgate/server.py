@@ -1,0 +1,24 @@
+"""The composition root: the app factory uvicorn imports in each worker process
+(`creditgate.server:make_app`), with the periodic jobs wired in."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+
+from creditgate import jobs
+from creditgate.api import create_app
+from creditgate.config import Settings
+from creditgate.observability import logs
+from creditgate.workflows.context import Context
+
+
+async def run_jobs(ctx: Context) -> None:
+    """The periodic jobs in-process (CREDITGATE_RUN_JOBS, on by default): the embedded setup
+    needs no separate `creditgate worker`. Safe with several processes."""
+    await jobs.run_forever(ctx)
+
+
+def make_app() -> FastAPI:
+    settings = Settings.from_env()
+    logs.configure(settings.log_format, settings.log_level)
+    return create_app(settings, background=[run_jobs] if settings.run_jobs else None)
