@@ -44,7 +44,8 @@ class World:
         db = Database(self.url, pool_size=4)
         proc = factory(db, self.clock)
         try:
-            return await jobs.run_once(support.job_context(db, self.clock, proc), names)
+            ctx = support.job_context(db, self.clock, proc, settings=self.server.settings)
+            return await jobs.run_once(ctx, names)
         finally:
             close = getattr(proc, "aclose", None)
             if close is not None:

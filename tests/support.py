@@ -102,9 +102,11 @@ def job_context(
     processor: CardProcessor | None = None,
     *,
     webhook_handlers: Handlers | None = None,
+    settings: Settings | None = None,
 ) -> Context:
-    """The Context a worker would give the jobs, on this database and clock."""
-    settings = make_settings(db.url, Path("."))
+    """The Context a worker would give the jobs, on this database and clock (and with these
+    settings, e.g. a live server's seller; default: make_settings')."""
+    settings = settings or make_settings(db.url, Path("."))
     ctx = Context(settings=settings, db=db, clock=clock, processor=processor)
     if webhook_handlers is not None:
         ctx.webhook_handlers = webhook_handlers

@@ -8,6 +8,7 @@ import dataclasses
 from datetime import UTC, datetime
 
 from creditgate.billing import autotopup_config, cards, invoices, numbering
+from creditgate.billing.parties import Seller
 from creditgate.billing.rows import TopupConfig
 from creditgate.config import normalize_database_url
 from creditgate.db import Database
@@ -64,7 +65,14 @@ def test_reads_are_typed_rows(database_url: str) -> None:
                 await ledger.open_account(conn, account, name="t", mode="postpaid", credit_limit=0, now=NOW)
                 await ledger.post(conn, [ledger.Posting(account, "grant", cents(7))], NOW)
                 invoice = await invoices.issue_invoice(
-                    conn, account, origin="manual", status="open", amount_due=1500, description="d", now=NOW
+                    conn,
+                    account,
+                    origin="manual",
+                    status="open",
+                    amount_due=1500,
+                    description="d",
+                    now=NOW,
+                    seller=Seller("s"),
                 )
             async with db.read() as conn:
                 return (

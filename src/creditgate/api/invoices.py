@@ -41,7 +41,7 @@ async def invoice_pdf(request: Request, invoice_id: str) -> Response:
     key = keys[0] if keys else ""
     async with svc.db.read() as conn:
         invoice = await invoices.invoice_for_download(conn, invoice_id, key)
-        document = await documents.document(conn, invoice, svc.settings)
+        document = await documents.document(conn, invoice, svc.seller, svc.settings.invoice_extra_fonts)
     pdf = await asyncio.to_thread(render, document)
     return Response(
         pdf,

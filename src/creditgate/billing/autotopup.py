@@ -26,6 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from creditgate.billing import autotopup_repo as arepo
 from creditgate.billing import autotopup_state, cards, topups
 from creditgate.billing.invoices import month_bounds
+from creditgate.billing.parties import Seller
 from creditgate.billing.rows import AutoTopupRow, Topup
 from creditgate.ids import new_id
 from creditgate.ledger import service as ledger
@@ -44,7 +45,7 @@ class _Lost(Exception):
 
 
 async def after_debit(
-    conn: AsyncConnection, account_ids: Iterable[str], now: datetime, processor: str | None
+    conn: AsyncConnection, account_ids: Iterable[str], now: datetime, processor: str | None, seller: Seller
 ) -> list[str]:
     """The debit hook: call in the debit's transaction, after the ledger moved, with the
     accounts it debited (already locked by the debit). Returns the top-ups queued. Never
@@ -62,13 +63,15 @@ async def after_debit(
         return []
     queued = []
     for row in rows:
-        found = await _step_safely(conn, row, now, processor)
+        found = await _step_safely(conn, row, now, processor, seller)
         if found is not None:
             queued.append(found)
     return queued
 
 
-async def sweep(conn: AsyncConnection, now: datetime, processor: str, *, limit: int = 100) -> int:
+async def sweep(
+    conn: AsyncConnection, now: datetime, processor: str, seller: Seller, *, limit: int = 100
+) -> int:
     """The job's pass over every account: queue where a debit's hook did not (or could not),
     and clear balance.low once the balance is back. Returns how many top-ups were queued."""
     candidates = await arepo.sweep_candidates(conn, now, limit)
@@ -81,7 +84,7 @@ async def sweep(conn: AsyncConnection, now: datetime, processor: str, *, limit: 
             if row.low_since is not None:
                 await arepo.update_config(conn, row.account_id, {"low_since": None})
             continue
-        if await _step_safely(conn, row, now, processor) is not None:
+        if await _step_safely(conn, row, now, processor, seller) is not None:
             queued += 1
     return queued
 
@@ -94,13 +97,13 @@ def _may_queue(row: AutoTopupRow, now: datetime, processor: str | None) -> bool:
 
 
 async def _step_safely(
-    conn: AsyncConnection, row: AutoTopupRow, now: datetime, processor: str | None
+    conn: AsyncConnection, row: AutoTopupRow, now: datetime, processor: str | None, seller: Seller
 ) -> str | None:
     if row.low_since is not None and not _may_queue(row, now, processor):
         return None  # the common case under a low balance: nothing to write, no savepoint
     try:
         async with conn.begin_nested():
-            return await _step(conn, row, now, processor)
+            return await _step(conn, row, now, processor, seller)
     except _Lost:
         return None
     except Exception:
@@ -108,7 +111,9 @@ async def _step_safely(
         return None
 
 
-async def _step(conn: AsyncConnection, row: AutoTopupRow, now: datetime, processor: str | None) -> str | None:
+async def _step(
+    conn: AsyncConnection, row: AutoTopupRow, now: datetime, processor: str | None, seller: Seller
+) -> str | None:
     """One account under its threshold (locked): say balance.low once, then queue a top-up if
     nothing is in flight, it is not disabled, not backing off, and the cap allows it."""
     account_id = row.account_id
@@ -153,6 +158,7 @@ async def _step(conn: AsyncConnection, row: AutoTopupRow, now: datetime, process
             payment_method_id=None,
             now=now,
             processor=processor,
+            seller=seller,
             request_key=f"auto:{new_id('q')}",
             origin="auto",
         )

@@ -1,31 +1,34 @@
-"""Assemble what an invoice PDF prints: the seller and tax from settings, the buyer's billing
-info (or the account name), a statement's lines and billing period."""
+"""Assemble what an invoice PDF prints: the seller, tax and buyer frozen into the invoice when
+it was issued (billing.parties), a statement's lines and billing period. An invoice issued
+before the snapshot existed prints the current seller settings and billing info."""
 
 from __future__ import annotations
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from creditgate.billing import billing_info, statements
+from creditgate.billing.billing_info import BillingInfo
 from creditgate.billing.invoices import Invoice
+from creditgate.billing.parties import Seller
 from creditgate.billing.pdf import InvoiceDocument, Party
-from creditgate.config import Settings
 from creditgate.ledger import service as ledger
 
 
-def _lines(text: str | None) -> tuple[str, ...]:
-    """Address lines from a setting: split on newlines or a literal backslash-n."""
-    if not text:
-        return ()
-    return tuple(p.strip() for p in text.replace("\\n", "\n").split("\n") if p.strip())
+def seller_of(invoice: Invoice, current: Seller) -> Seller:
+    """The seller and tax of the invoice: frozen at issue, or `current` for an older invoice."""
+    return current if invoice.parties is None else invoice.parties.seller
 
 
-def seller(settings: Settings) -> Party:
-    return Party(settings.seller_name, _lines(settings.seller_address), settings.seller_tax_id)
+def seller(value: Seller) -> Party:
+    return Party(value.name, value.address, value.tax_id)
 
 
-async def buyer(conn: AsyncConnection, account_id: str) -> Party:
-    """The account's billing info; without one, its name (or id) alone."""
-    info = await billing_info.get_info(conn, account_id)
+async def buyer(conn: AsyncConnection, invoice: Invoice) -> Party:
+    """The billing info frozen at issue (an older invoice: the current one); without one, the
+    account's name (or id) alone."""
+    account_id = invoice.account_id
+    info: BillingInfo | None
+    info = await billing_info.get_info(conn, account_id) if invoice.parties is None else invoice.parties.buyer
     account_line = f"Account {account_id}"
     if info is None:
         account = await ledger.get_account(conn, account_id)
@@ -37,15 +40,19 @@ async def buyer(conn: AsyncConnection, account_id: str) -> Party:
     return Party(info.name, tuple(info.address.lines()), tax_id, extra)
 
 
-async def document(conn: AsyncConnection, invoice: Invoice, settings: Settings) -> InvoiceDocument:
-    """The invoice as printed today (seller and tax settings as configured now)."""
+async def document(
+    conn: AsyncConnection, invoice: Invoice, current: Seller, extra_fonts: tuple[str, ...] = ()
+) -> InvoiceDocument:
+    """The invoice as issued; `current` is the configured seller, used only by invoices issued
+    before the snapshot existed."""
+    issued_by = seller_of(invoice, current)
     return InvoiceDocument(
         invoice=invoice,
-        seller=seller(settings),
-        buyer=await buyer(conn, invoice.account_id),
-        tax_name=settings.tax_name,
-        tax_rate_bps=settings.tax_rate_bps,
+        seller=seller(issued_by),
+        buyer=await buyer(conn, invoice),
+        tax_name=issued_by.tax_name,
+        tax_rate_bps=issued_by.tax_rate_bps,
         lines=await statements.pdf_lines(conn, invoice),
         period=await statements.period_of(conn, invoice),
-        extra_fonts=settings.invoice_extra_fonts,
+        extra_fonts=extra_fonts,
     )

@@ -14,7 +14,8 @@ from decimal import Decimal
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from creditgate.billing import invoices_repo as repo
-from creditgate.billing import numbering
+from creditgate.billing import numbering, parties
+from creditgate.billing.parties import Seller
 from creditgate.billing.rows import Invoice as Invoice  # the public name (pdf, adapters)
 from creditgate.errors import NotFound, ValidationError
 from creditgate.ids import new_id, new_secret
@@ -91,8 +92,10 @@ async def issue_invoice(
     amount_due: int,
     description: str,
     now: datetime,
+    seller: Seller,
 ) -> Invoice:
-    """Number (gap-free, see billing.numbering) and store a new invoice (cents)."""
+    """Number (gap-free, see billing.numbering) and store a new invoice (cents), with the
+    seller, tax and the buyer's billing info frozen into it (billing.parties)."""
     invoice = Invoice(
         id=new_id("in"),
         account_id=account_id,
@@ -107,6 +110,7 @@ async def issue_invoice(
         pdf_key=new_secret(24),
         created_at=now,
         paid_at=now if status == "paid" else None,
+        parties=await parties.snapshot(conn, account_id, seller),
     )
     await repo.insert_invoice(conn, invoice)
     return invoice

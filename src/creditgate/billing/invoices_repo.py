@@ -11,6 +11,7 @@ from sqlalchemy import Row, func, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from creditgate.billing.models import invoices, statements
+from creditgate.billing.parties import Parties
 from creditgate.billing.rows import Invoice, Statement
 from creditgate.ledger.models import accounts
 
@@ -31,6 +32,7 @@ def invoice_from_row(row: Row[Any]) -> Invoice:
         pdf_key=row.pdf_key,
         created_at=row.created_at,
         paid_at=row.paid_at,
+        parties=None if row.parties is None else Parties.from_json(row.parties),
     )
 
 
@@ -73,6 +75,7 @@ async def insert_invoice(conn: AsyncConnection, invoice: Invoice) -> None:
             pdf_key=invoice.pdf_key,
             created_at=invoice.created_at,
             paid_at=invoice.paid_at,
+            parties=None if invoice.parties is None else invoice.parties.as_json(),
         )
     )
 

@@ -59,6 +59,8 @@ invoices = Table(
     Column("pdf_key", String(64), nullable=False),
     Column("created_at", UTCDateTime, nullable=False),
     Column("paid_at", UTCDateTime, nullable=True),
+    # seller, tax and buyer frozen at issue (billing/parties.py); NULL on invoices issued before
+    Column("parties", Json, nullable=True),
     UniqueConstraint("account_id", "number"),
     Index("ix_invoices_account_id_created_at", "account_id", "created_at"),
 )

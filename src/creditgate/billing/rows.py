@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from creditgate.billing.parties import Parties
 from creditgate.payments.gateway import ChargeRequest
 
 
@@ -143,6 +144,7 @@ class Invoice:
     pdf_key: str
     created_at: datetime
     paid_at: datetime | None
+    parties: Parties | None = None  # seller, tax and buyer at issue (None: issued before 0011)
 
     @property
     def amount_remaining(self) -> int:

@@ -29,6 +29,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from creditgate.billing import invoices
 from creditgate.billing import invoices_repo as repo
 from creditgate.billing.invoices import month_bounds
+from creditgate.billing.parties import Seller
 from creditgate.billing.rows import Invoice, Statement
 from creditgate.errors import Conflict, NotFound
 from creditgate.ledger import service as ledger
@@ -53,9 +54,10 @@ async def accounts_to_close(conn: AsyncConnection, now: datetime, *, limit: int)
     return await repo.accounts_to_close(conn, start, end, limit)
 
 
-async def close_account(conn: AsyncConnection, account_id: str, now: datetime) -> int:
+async def close_account(conn: AsyncConnection, account_id: str, now: datetime, seller: Seller) -> int:
     """Close every finished month of the account not closed yet; returns how many months
-    were closed. Takes the account lock, so two runners close each month once."""
+    were closed. Takes the account lock, so two runners close each month once. `seller` is
+    frozen into each statement invoice."""
     await ledger.lock(conn, [account_id])
     account = await ledger.get_account(conn, account_id)
     _, stop = last_closable(now)
@@ -64,14 +66,14 @@ async def close_account(conn: AsyncConnection, account_id: str, now: datetime) -
     closed = 0
     while start < stop:
         _, end = month_bounds(start)
-        await _close_month(conn, account, start, end, now)
+        await _close_month(conn, account, start, end, now, seller)
         start = end
         closed += 1
     return closed
 
 
 async def _close_month(
-    conn: AsyncConnection, account: Account, start: datetime, end: datetime, now: datetime
+    conn: AsyncConnection, account: Account, start: datetime, end: datetime, now: datetime, seller: Seller
 ) -> None:
     rows = await metering.usage_by_model(conn, account.id, start, end)
     earlier = sum(int(r.cost) for r in await metering.usage_by_model(conn, account.id, _BEGINNING, start))
@@ -95,7 +97,7 @@ async def _close_month(
     due = min(total, max(0, -account.balance)) if account.mode == "postpaid" else 0
     invoice_id = None
     if lines:
-        invoice_id = await _issue(conn, account.id, start, total, due, now)
+        invoice_id = await _issue(conn, account.id, start, total, due, now, seller)
     statement = Statement(
         account.id, start, end, invoice_id, account.mode, total, late, total - due, due, lines, now
     )
@@ -103,7 +105,13 @@ async def _close_month(
 
 
 async def _issue(
-    conn: AsyncConnection, account_id: str, start: datetime, total: int, due: int, now: datetime
+    conn: AsyncConnection,
+    account_id: str,
+    start: datetime,
+    total: int,
+    due: int,
+    now: datetime,
+    seller: Seller,
 ) -> str:
     due_cents = to_whole_cents(due)
     invoice = await invoices.issue_invoice(
@@ -115,6 +123,7 @@ async def _issue(
         description=f"Usage statement {start:%Y-%m}: ${to_usd_string(total)} of usage, "
         f"${to_usd_string(total - due)} paid from credits",
         now=now,
+        seller=seller,
     )
     invoice_id = invoice.id
     payload = {

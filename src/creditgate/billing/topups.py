@@ -27,6 +27,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from creditgate.billing import autotopup_state, cards, invoices
 from creditgate.billing import topups_repo as repo
+from creditgate.billing.parties import Seller
 from creditgate.billing.rows import Topup
 from creditgate.errors import Conflict, NotFound, ValidationError
 from creditgate.ids import new_id
@@ -59,6 +60,7 @@ async def begin_topup(
     payment_method_id: str | None,
     now: datetime,
     processor: str,
+    seller: Seller,
     request_key: str | None = None,
     origin: str = "manual",
     retry: bool = False,
@@ -94,6 +96,7 @@ async def begin_topup(
         amount_due=amount,
         description="Prepaid credits top-up" if origin == "manual" else "Automatic credits top-up",
         now=now,
+        seller=seller,
     )
     invoice_id, topup_id = invoice.id, new_id("tu")
     topup = Topup(

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 
 from creditgate.billing.inbox import Handlers
 from creditgate.billing.inbox_handlers import billing_handlers
+from creditgate.billing.parties import Seller, address_lines
 from creditgate.clock import Clock, system_clock
 from creditgate.config import Settings
 from creditgate.db import Database
@@ -30,11 +31,13 @@ class Context:
     processor: CardProcessor | None = None  # chosen by settings.payments (payments.factory)
     # what the webhook inbox dispatches processor events to (billing's handlers)
     webhook_handlers: Handlers = field(default_factory=billing_handlers)
+    seller: Seller = field(init=False)  # frozen into every invoice issued (billing.parties)
     usage_queue: UsageQueue = field(init=False, repr=False)  # group commit of usage reports
     authorize_batcher: AuthorizeBatcher = field(init=False, repr=False)
     settle_batcher: SettleBatcher = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
+        self.seller = seller_of(self.settings)
         self.usage_queue = usage_queue(self)
         self.authorize_batcher = authorize_batcher(self)
         self.settle_batcher = settle_batcher(self)
@@ -44,3 +47,14 @@ class Context:
         if self.processor is None:
             raise ServiceUnavailable("no card processor is configured")
         return self.processor
+
+
+def seller_of(settings: Settings) -> Seller:
+    """The seller identity and tax the settings configure (docs/invoices.md)."""
+    return Seller(
+        name=settings.seller_name,
+        address=address_lines(settings.seller_address),
+        tax_id=settings.seller_tax_id,
+        tax_rate_bps=settings.tax_rate_bps,
+        tax_name=settings.tax_name,
+    )

@@ -25,4 +25,5 @@ async def after_debits(
     for account_id, units in debits:
         debited[account_id] = debited.get(account_id, 0) + units
     name = ctx.processor.name if ctx.processor is not None else None
-    await autotopup.after_debit(conn, [a for a, units in debited.items() if units > 0], now, name)
+    accounts = [a for a, units in debited.items() if units > 0]
+    await autotopup.after_debit(conn, accounts, now, name, ctx.seller)

@@ -29,7 +29,7 @@ async def close_periods(ctx: Context, *, batch: int = 50, max_batches: int = 20)
         for account_id in due:
             try:
                 async with db.write() as conn:
-                    closed += await statements.close_account(conn, account_id, clock())
+                    closed += await statements.close_account(conn, account_id, clock(), ctx.seller)
             except Exception:
                 log.exception("could not close the statements of account %s; next pass retries", account_id)
                 return closed

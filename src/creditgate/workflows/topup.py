@@ -143,6 +143,7 @@ async def create_topup(ctx: Context, request: TopupRequest) -> TopupReceipt:
             payment_method_id=request.payment_method_id,
             now=ctx.clock(),
             processor=proc.name,
+            seller=ctx.seller,
             request_key=request.request_key,
             retry=request.retry,
         )
@@ -172,7 +173,7 @@ async def run_auto_topups(ctx: Context, *, batch: int = 20, max_batches: int = 1
     3-D Secure. Returns how many top-ups were handled."""
     proc = ctx.require_processor()
     async with ctx.db.write() as conn:
-        handled = await autotopup.sweep(conn, ctx.clock(), proc.name)
+        handled = await autotopup.sweep(conn, ctx.clock(), proc.name, ctx.seller)
     for _ in range(max_batches):
         async with ctx.db.write() as conn:
             claimed = await autotopup.claim_charges(conn, ctx.clock(), limit=batch)

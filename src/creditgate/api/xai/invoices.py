@@ -22,7 +22,7 @@ from creditgate.api.xai.billing import (
 from creditgate.api.xai.openapi import doc
 from creditgate.api.xai.types import Cent
 from creditgate.api.xai.wire import TEAMS, render, team_access
-from creditgate.billing import tax
+from creditgate.billing import documents, tax
 from creditgate.errors import ValidationError
 from creditgate.money import to_whole_cents
 from creditgate.workflows import xai_reads
@@ -74,7 +74,7 @@ def parse_filter(query: QueryParams) -> tuple[str | None, tuple[int, int] | None
 
 def bundle(ctx: Context, team_id: str, view: xai_reads.InvoiceView) -> InvoiceBundle:
     listed, invoice = view.listed, view.listed.invoice
-    split = tax.split(invoice.amount_due, ctx.settings.tax_rate_bps)
+    split = tax.split(invoice.amount_due, documents.seller_of(invoice, ctx.seller).tax_rate_bps)
     attempts = [
         ChargerAttempt(
             i, invoice.status == "paid" and i == invoice.attempt_count - 1, listed.payment_method_id or ""
