@@ -16,7 +16,8 @@ from creditgate.billing import tax
 from creditgate.billing.pdf import money
 from tests import support
 from tests.autotopup_support import World, account_with_card, world
-from tests.cloudflare_support import billing, pdf_text
+from tests.cloudflare_support import add_card, billing, pdf_text
+from tests.xai_support import Team, new_team
 
 OLD_SELLER = {
     "seller_name": "Old Operator Sàrl",
@@ -127,3 +128,34 @@ def test_invoices_issued_before_the_snapshot_render_from_current_values(w: World
     _put_billing_info(w.server, account, NEW_BUYER)
     [lines] = _pdfs(w.server, account, token).values()
     _shows(lines, OLD_SELLER, NEW_BUYER, 1500)
+
+
+def _xai_taxes(server: support.LiveServer, team: Team) -> dict[str, tuple[str, str, str]]:
+    with server.client(team.read) as c:
+        r = c.get(team.path("invoices"))
+        assert r.status_code == 200, r.text
+        return {i["invoiceId"]: (i["subtotal"], i["tax"], i["total"]) for i in r.json()["invoices"]}
+
+
+def _split(cents: int, rate_bps: int) -> tuple[str, str, str]:
+    split = tax.split(cents, rate_bps)
+    return str(split.net), str(split.tax), str(split.gross)
+
+
+def test_the_xai_invoice_view_keeps_the_tax_rate_of_issue(w: World) -> None:
+    team = new_team(w.server)
+    add_card(w.server, team.id)
+    with w.server.client(team.write) as c:
+        r = c.post(f"/client/v4/accounts/{team.id}/ai-gateway/billing/topup", json={"amount": 5000})
+        assert r.status_code == 200, r.text
+        old = r.json()["result"]["payment_intent_id"]
+    assert _xai_taxes(w.server, team) == {old: _split(5000, OLD_SELLER["tax_rate_bps"])}
+    with support.live_server(w.server.settings.replace(**NEW_SELLER), clock=w.clock) as server:
+        with server.client(team.write) as c:
+            r = c.post(f"/client/v4/accounts/{team.id}/ai-gateway/billing/topup", json={"amount": 5000})
+            assert r.status_code == 200, r.text
+            new = r.json()["result"]["payment_intent_id"]
+        assert _xai_taxes(server, team) == {
+            old: _split(5000, OLD_SELLER["tax_rate_bps"]),
+            new: _split(5000, NEW_SELLER["tax_rate_bps"]),
+        }
