@@ -81,7 +81,8 @@ async def charge_topup(ctx: Context, topup: Topup, *, off_session: bool) -> Topu
             log.exception("charge for top-up %s failed to reach the processor", topup.id)
             raise ServiceUnavailable(
                 f"the card processor could not be reached; top-up {topup.invoice_id} is not settled and "
-                "will never be charged twice: check it with topup/status or send the same request again"
+                "will never be charged twice: check it with topup/status, or repeat the request with the "
+                "same Idempotency-Key (the official SDKs' automatic retries are recognised as repeats too)"
             ) from exc
     if off_session:
         metrics.AUTO_TOPUPS.labels(result.status).inc()
