@@ -11,6 +11,7 @@ from fastapi import Request
 from fastapi.responses import Response
 
 from creditgate.errors import PayloadTooLarge, UnsupportedMediaType, ValidationError
+from creditgate.jsonvalues import contains_nul
 
 MAX_BODY_BYTES = 2 * 1024 * 1024
 _NUL_ESCAPE = b"\\u0000"
@@ -54,23 +55,6 @@ async def read_body(request: Request) -> bytes:
     body = b"".join(chunks)
     request._body = body  # so request.body() (e.g. the Idempotency-Key hash) sees it again
     return body
-
-
-def contains_nul(value: Any) -> bool:
-    """Whether any string (key or value) inside a parsed JSON document holds U+0000, which
-    PostgreSQL cannot store in text or jsonb."""
-    stack = [value]
-    while stack:
-        item = stack.pop()
-        if isinstance(item, str):
-            if "\x00" in item:
-                return True
-        elif isinstance(item, dict):
-            stack.extend(item.keys())
-            stack.extend(item.values())
-        elif isinstance(item, list):
-            stack.extend(item)
-    return False
 
 
 _ESCAPED_COLON = re.compile(rb"\\u003[aA]")

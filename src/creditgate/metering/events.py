@@ -11,6 +11,7 @@ import orjson
 from creditgate.clock import from_ms
 from creditgate.errors import ValidationError
 from creditgate.ids import is_valid_account_id
+from creditgate.jsonvalues import contains_nul
 from creditgate.money import parse_usd
 
 MAX_TOKENS = 10**12
@@ -78,16 +79,6 @@ def _count(raw: dict[str, Any], field: str, required: bool = True) -> int:
     return value
 
 
-def _has_nul(value: Any) -> bool:
-    if isinstance(value, str):
-        return "\x00" in value
-    if isinstance(value, dict):
-        return any(_has_nul(k) or _has_nul(v) for k, v in value.items())
-    if isinstance(value, list):
-        return any(_has_nul(v) for v in value)
-    return False
-
-
 def parse_event(raw: Any, now: datetime) -> UsageEvent:
     """Turn one raw JSON event into a UsageEvent or raise ValidationError."""
     if not isinstance(raw, dict):
@@ -140,7 +131,7 @@ def parse_event(raw: Any, now: datetime) -> UsageEvent:
             raise ValidationError("metadata is nested too deeply", field="metadata") from exc
         if len(encoded) > MAX_METADATA_BYTES:
             raise ValidationError(f"metadata must be at most {MAX_METADATA_BYTES} bytes", field="metadata")
-        if b"\\u0000" in encoded and _has_nul(metadata):
+        if b"\\u0000" in encoded and contains_nul(metadata):
             raise ValidationError("metadata must not contain the NUL character", field="metadata")
     assert event_id is not None and model is not None
     return UsageEvent(

@@ -9,6 +9,8 @@ from typing import Any, Literal, Protocol
 
 import orjson
 
+from creditgate.jsonvalues import contains_nul
+
 ChargeStatus = Literal["succeeded", "requires_action", "failed"]
 
 
@@ -119,7 +121,7 @@ def event_envelope(payload: bytes) -> EventEnvelope:
         raise WebhookEventError(f"the webhook body is not an event (not JSON: {exc})") from exc
     if not isinstance(event, dict):
         raise WebhookEventError("the webhook body is not an event (a JSON object)")
-    if _has_nul(event):
+    if contains_nul(event):
         raise WebhookEventError("the webhook event holds the NUL character (\\u0000)")
     event_id, raw_type, data = event.get("id"), event.get("type"), event.get("data")
     if not isinstance(event_id, str) or not 1 <= len(event_id) <= MAX_EVENT_ID or not event_id.isprintable():
@@ -131,21 +133,6 @@ def event_envelope(payload: bytes) -> EventEnvelope:
     if data is not None and not isinstance(data, dict):
         raise WebhookEventError("the webhook event's data must be a JSON object")
     return EventEnvelope(event_id, raw_type, data or {})
-
-
-def _has_nul(value: Any) -> bool:
-    stack = [value]
-    while stack:
-        item = stack.pop()
-        if isinstance(item, str):
-            if "\x00" in item:
-                return True
-        elif isinstance(item, dict):
-            stack.extend(item.keys())
-            stack.extend(item.values())
-        elif isinstance(item, list):
-            stack.extend(item)
-    return False
 
 
 class ProcessorUnavailable(Exception):
