@@ -14,9 +14,12 @@ _ERRORS = {
     400: "Malformed input or URL, or a team id that is not a UUID (INVALID_ARGUMENT)",
     401: "No management key, or an unknown one (UNAUTHENTICATED)",
     403: "The key's scope does not allow this (PERMISSION_DENIED)",
+    402: "The card was declined; nothing was credited (FAILED_PRECONDITION)",
     404: "No such team, or a team of another key (NOT_FOUND)",
+    409: "The Idempotency-Key was used with a different request (ABORTED)",
     413: "The body is too large",
     415: "The body is not JSON",
+    503: "The card processor could not be reached; nothing was charged yet (UNAVAILABLE)",
 }
 _OBJECT: dict[str, Any] = {"type": "object", "additionalProperties": True}
 _STRING = {"type": "string"}
@@ -41,6 +44,12 @@ BILLING_INFO_BODY: dict[str, Any] = {
             },
         }
     },
+}
+SET_DEFAULT_BODY: dict[str, Any] = {"type": "object", "properties": {"paymentMethodId": _STRING}}
+_INT64 = {"anyOf": [_STRING, {"type": "integer"}]}
+TOP_UP_BODY: dict[str, Any] = {
+    "type": "object",
+    "properties": {"amount": {"type": "object", "properties": {"val": _INT64}}},
 }
 USAGE_BODY: dict[str, Any] = {
     "type": "object",
@@ -73,11 +82,14 @@ class RpcStatus(BaseModel):
     details: list[dict[str, Any]]
 
 
-def doc(summary: str, *, team: bool = True, body: dict[str, Any] | None = None) -> dict[str, Any]:
+def doc(
+    summary: str, *, team: bool = True, body: dict[str, Any] | None = None, errors: tuple[int, ...] = ()
+) -> dict[str, Any]:
     """Route decorator arguments: the success body, the errors and the security requirement."""
     codes = [400, 401, 403, 404] if team else [400, 401, 403]  # 400: a NUL in the URL
     if body is not None:
         codes += [413, 415]
+    codes = sorted({*codes, *errors})
     responses: dict[int | str, dict[str, Any]] = {
         200: {"description": CONTRACT, "content": {"application/json": {"schema": _OBJECT}}}
     }
