@@ -27,7 +27,8 @@ class SetDefaultPaymentMethodReq:
 
 
 @router.post(
-    TEAMS + "/payment-method/default", **doc("Set the default payment method", body=SET_DEFAULT_BODY)
+    TEAMS + "/payment-method/default",
+    **doc("Set the default payment method", body=SET_DEFAULT_BODY, response=Empty),
 )
 async def set_default_payment_method(request: Request, team_id: str) -> Response:
     await team_access(request, team_id, "write")

@@ -44,7 +44,13 @@ def _request_key(request: Request) -> str | None:
 
 
 @router.post(
-    TEAMS + "/prepaid/top-up", **doc("Top up prepaid credit", body=TOP_UP_BODY, errors=(402, 409, 503))
+    TEAMS + "/prepaid/top-up",
+    **doc(
+        "Top up prepaid credit",
+        body=TOP_UP_BODY,
+        errors=(402, 409, 503),
+        response=TopUpOrGetExistingPendingChangeResp,
+    ),
 )
 async def top_up(request: Request, team_id: str) -> Response:
     await team_access(request, team_id, "write")
