@@ -5,6 +5,7 @@ foreign teams, and that nothing is written or charged when a request fails."""
 
 from __future__ import annotations
 
+import concurrent.futures
 import json
 import uuid
 from pathlib import Path
@@ -228,3 +229,25 @@ def test_processor_outage_is_503_and_the_next_call_resumes_the_same_top_up(
         assert resumed.json()["change"]["amount"] == {"val": "-4000"}
         assert support.balance_units(server, team.id) == cents(4000)
         assert sandbox_charges(database_url, team.id) == 1
+
+
+def test_concurrent_top_ups_while_one_is_pending_charge_once(server: support.LiveServer) -> None:
+    team, _ = _team_with_cards(server, THREE_D_SECURE)  # the first top-up stays pending
+
+    def one(i: int) -> httpx.Response:
+        with server.client(team.write) as c:
+            return _top_up(c, team, {"val": 1000 + i})
+
+    with concurrent.futures.ThreadPoolExecutor(6) as pool:
+        answers = list(pool.map(one, range(6)))
+    assert [r.status_code for r in answers] == [200] * 6, [r.text for r in answers]
+    assert len({r.text for r in answers}) == 1  # every call got the one pending change
+    assert sandbox_charges(server.settings.database_url, team.id) == 1
+    assert (
+        len(
+            support.query(
+                server.settings.database_url, "SELECT id FROM topups WHERE account_id = :a", a=team.id
+            )
+        )
+        == 1
+    )
