@@ -2,10 +2,10 @@
 
 `charge_topup` is the one function every path charges through: the Cloudflare `POST topup`,
 the xAI `POST prepaid/top-up`, the admin `POST /topups` (all on session) and the auto top-up
-job (off session). The card is
-charged only between two commits (see billing.topups): the intent is committed first, the
-processor is called outside any transaction under the key `topup:<id>`, and the answer is
-recorded in a second transaction, so a repeat never charges twice.
+job (off session). The card is charged only between two commits (see billing.topups): the
+intent is committed first, the processor is called outside any transaction under the key
+`topup:<id>`, and the answer is recorded in a second transaction, so a repeat never charges
+twice.
 """
 
 from __future__ import annotations
