@@ -23,6 +23,8 @@ TYPED = [
     ("post", "/v1/billing/teams/{team_id}/payment-method/default"),
     ("get", "/v1/billing/teams/{team_id}/invoices"),
     ("get", "/v1/billing/teams/{team_id}/prepaid/balance"),
+    ("get", "/v1/billing/teams/{team_id}/postpaid/spending-limits"),
+    ("post", "/v1/billing/teams/{team_id}/postpaid/spending-limits"),
     ("post", "/v1/billing/teams/{team_id}/prepaid/top-up"),
     ("post", "/v1/billing/teams/{team_id}/usage"),
 ]
@@ -53,6 +55,7 @@ def test_success_bodies_match_their_typed_schemas(
         ("get", "/v1/billing/teams/{team_id}/payment-method", None),
         ("get", "/v1/billing/teams/{team_id}/invoices", None),
         ("get", "/v1/billing/teams/{team_id}/prepaid/balance", None),
+        ("get", "/v1/billing/teams/{team_id}/postpaid/spending-limits", None),
         ("post", "/v1/billing/teams/{team_id}/usage", USAGE_BODY),
         ("get", "/auth/management-keys/validation", None),
     ]

@@ -1,8 +1,8 @@
 """The xAI Management API's billing routes under /v1/billing/teams/{team_id}
 (contract: xai-billing.md), served as protojson, plus the key validation route.
 
-Phase 1: billing info, payment methods, invoices, prepaid balance and usage analytics. Phase 2
-adds the default payment method and top-up (and postpaid billing: docs/xai.md).
+Phase 1: billing info, payment methods, invoices, prepaid balance and usage analytics. Phase 2:
+postpaid spending limits, the default payment method and top-up (docs/xai.md).
 """
 
 from fastapi import APIRouter
@@ -14,6 +14,7 @@ from creditgate.api.xai import (
     keys,
     payment_default,
     payment_methods,
+    spending_limits,  # postpaid spending limits
     topup,
     usage,
 )
@@ -21,6 +22,7 @@ from creditgate.api.xai import (
 router = APIRouter()
 for _module in (keys, billing_info, payment_methods, invoices, balance, usage):
     router.include_router(_module.router)
+router.include_router(spending_limits.router)
 for _module in (payment_default, topup):  # xai-rest: the writes of phase 2
     router.include_router(_module.router)
 
