@@ -52,7 +52,7 @@ class CyclePreview:
     total: int  # the usage the ledger debited in the cycle, rounded to the cent
     due: int  # the postpaid part (tax included)
     prepaid_used: int  # total - due
-    prepaid_credits: int  # prepaid_used + the prepaid credit left
+    prepaid_credits: int  # the prepaid credit the cycle drew on: used + left, rounded once
     spending_limit: int  # ledger units (effective_spending_limit)
 
 
@@ -134,18 +134,19 @@ async def preview(
     start, end = month_bounds(now)
     rows = [usage_line(r) for r in await metering.usage_by_model(conn, account_id, start, end)]
     usage = await cycle_usage(conn, account_id, start, end)
-    total = to_whole_cents(usage)
-    due = to_whole_cents(postpaid_part(account.mode, usage, int(account.balance)))
+    balance = int(account.balance)
+    postpaid = postpaid_part(account.mode, usage, balance)
+    total, due = to_whole_cents(usage), to_whole_cents(postpaid)
     lines = with_correction(unit_lines(catalog, (r for r in rows if r["events"] or r["cost"]), start), total)
-    used = total - due
     return CyclePreview(
         account_id,
         (start.year, start.month),
         lines,
         total,
         due,
-        used,
-        used + to_whole_cents(max(0, int(account.balance))),
+        total - due,
+        # the credit the cycle drew on, rounded once from the exact amounts (4500, not 73 + 4428)
+        to_whole_cents(usage - postpaid + max(0, balance)),
         await effective_spending_limit(conn, account_id),
     )
 
