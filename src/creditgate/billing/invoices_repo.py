@@ -1,4 +1,4 @@
-"""SQL for invoices and monthly statements. Only billing's invoice modules (invoices,
+"""SQL for invoices and monthly statements. Only billing's invoice modules (invoices, statement_charges,
 statements, invoice_listing) import this module."""
 
 from __future__ import annotations
