@@ -30,7 +30,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from creditgate.billing import cards
 from creditgate.billing import invoices_repo as repo
-from creditgate.billing.models import invoices, statement_charges
+from creditgate.billing.models import billing_profiles, invoices, statement_charges
 from creditgate.ledger import service as ledger
 from creditgate.money import cents
 from creditgate.payments.gateway import ChargeRequest, ChargeResult
@@ -89,16 +89,29 @@ async def attempts_of(conn: AsyncConnection, invoice_ids: Sequence[str]) -> dict
     return out
 
 
-async def open_invoices(conn: AsyncConnection, *, limit: int) -> list[str]:
-    """Open monthly invoices with an amount due (charge candidates), oldest id first."""
-    i = invoices.c
+async def due_now(conn: AsyncConnection, now: datetime, *, limit: int) -> list[str]:
+    """Open monthly invoices with an amount due whose next attempt is due, of accounts with a
+    default card (charge candidates; `claim` decides under the lock), oldest first."""
+    i, p = invoices.c, billing_profiles.c
     stmt = (
-        select(i.id)
-        .where(i.origin == ORIGIN, i.status == "open", i.amount_due > 0)
+        select(i.id, i.created_at)
+        .join(billing_profiles, p.account_id == i.account_id)
+        .where(
+            i.origin == ORIGIN,
+            i.status == "open",
+            i.amount_due > 0,
+            p.default_payment_method_id.is_not(None),
+        )
         .order_by(i.created_at, i.id)
-        .limit(limit)
     )
-    return [row[0] for row in await conn.execute(stmt)]
+    rows = list(await conn.execute(stmt))
+    attempts = await attempts_of(conn, [row.id for row in rows])
+    due = []
+    for row in rows:
+        at = next_attempt_at(attempts.get(row.id, []), row.created_at)
+        if at is not None and at <= now:
+            due.append(row.id)
+    return due[:limit]
 
 
 def next_attempt_at(attempts: list[Attempt], created_at: datetime) -> datetime | None:

@@ -56,7 +56,7 @@ async def charge_due(ctx: Context, *, limit: int = 200) -> int:
         return 0
     answered = 0
     async with ctx.db.read() as conn:
-        candidates = await statement_charges.open_invoices(conn, limit=limit)
+        candidates = await statement_charges.due_now(conn, ctx.clock(), limit=limit)
     for invoice_id in candidates:
         async with ctx.db.write() as conn:
             claim = await statement_charges.claim(conn, invoice_id, proc.name, ctx.clock())
