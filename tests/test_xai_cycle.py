@@ -247,3 +247,28 @@ def test_two_workers_close_and_charge_each_month_once(w: World) -> None:
         assert invoice["invoiceStatus"] == "PAID" and len(invoice["chargerAttempts"]) == 1
         assert _charged(w, team) == 1 and _ledger(w, team, "payment") == [190 * 10**7]
         assert _spends(w, team) == [(2030, 6, {"val": "100"})]
+
+
+def test_usage_reported_after_the_close_leaves_the_closed_spend_alone(w: World) -> None:
+    team = new_team(w.server)
+    support.grant(w.server, team.id, 1000)
+    ingest(w.server, team.id, [{"id": "june", "output_tokens": 50_000, **GPT}])  # $0.725
+    w.advance(days=16, hours=1)
+    w.run_jobs("close_periods")
+    june_ms = int(w.clock().timestamp() * 1000) - 3 * 24 * 3600 * 1000  # 2030-06-28
+    late = {"id": "late", "output_tokens": 50_000, "timestamp": june_ms, **GPT}
+    ingest(w.server, team.id, [late])
+    assert _spends(w, team) == [(2030, 6, {"val": "73"}), (2030, 7, {"val": "73"})]
+    core = _get(w, team, "postpaid/invoice/preview").json()["coreInvoice"]
+    # July's rollups have nothing; the ledger debited $0.725 in July: the correction line
+    assert core["totalWithCorr"] == {"val": "73"}
+    assert core["lines"] == [_line("", CORRECTION, "", 0, 0, 73)]
+    w.advance(days=31)
+    w.run_jobs("close_periods")
+    assert _spends(w, team) == [(2030, 6, {"val": "73"}), (2030, 7, {"val": "73"})]
+    july = _get(w, team, "invoices", **{"billingCycle.year": 2030, "billingCycle.month": 7}).json()
+    [invoice] = july["invoices"]
+    assert [line["description"] for line in invoice["lines"]] == [
+        "Usage of earlier periods reported after they closed"
+    ]
+    assert invoice["lines"][0]["amount"] == "73" and invoice["invoiceStatus"] == "PAID"

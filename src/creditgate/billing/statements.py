@@ -31,7 +31,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from creditgate.billing import cycle, invoices
+from creditgate.billing import cycle, invoices, statement_charges
 from creditgate.billing import invoices_repo as repo
 from creditgate.billing.invoices import month_bounds
 from creditgate.billing.parties import Seller
@@ -177,6 +177,10 @@ async def mark_paid(conn: AsyncConnection, account_id: str, invoice_id: str, now
         raise NotFound(f"no statement invoice {invoice_id!r}")
     if invoice.status == "paid":
         return
+    await ledger.lock(conn, [account_id])  # the charge pass claims attempts under this lock
+    attempts = (await statement_charges.attempts_of(conn, [invoice_id])).get(invoice_id, [])
+    if attempts and attempts[-1].status == "pending":
+        raise Conflict(f"a card charge of statement {invoice_id} is in progress; try again shortly")
     values = {"status": "paid", "amount_paid": invoice.amount_due, "paid_at": now}
     if not await repo.update_invoice(conn, invoice_id, values, from_statuses=("open",)):
         raise Conflict(f"statement {invoice_id} is {invoice.status}")
