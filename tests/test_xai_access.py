@@ -23,7 +23,7 @@ INFO = {
     "taxIdType": "us_ein",
     "taxNumber": "98-7654321",
 }
-READS = ("billing-info", "payment-method", "invoices", "prepaid/balance")
+READS = ("billing-info", "payment-method", "invoices", "prepaid/balance", "postpaid/invoice/preview")
 USAGE_BODY = {
     "analyticsRequest": {
         "timeRange": {
