@@ -2,7 +2,7 @@
 monthly invoices (xAI `chargerAttempts`).
 
 Revision ID: 0013_cycle_close
-Revises: 0011_invoice_parties
+Revises: 0014_usage_api_key
 """
 
 import sqlalchemy as sa
@@ -11,7 +11,7 @@ from alembic import op
 from creditgate.db.types import UTCDateTime
 
 revision = "0013_cycle_close"
-down_revision = "0011_invoice_parties"
+down_revision = "0014_usage_api_key"
 branch_labels = None
 depends_on = None
 
