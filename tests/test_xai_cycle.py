@@ -59,7 +59,7 @@ def _ledger(w: World, team: Team, kind: str) -> list[int]:
 
 def _postpaid_team(w: World, card: str | None = GOOD_CARD) -> tuple[Team, str | None]:
     """A postpaid team ($200 allowance) with $1.00 of prepaid credit and $2.90 of June usage."""
-    team = new_team(w.server, mode="postpaid", credit_limit_cents=20_000)
+    team = new_team(w.server, mode="postpaid", postpaid_limit_cents=20_000)
     pm = save_card(w, team.id, card)["payment_method_id"] if card else None
     support.grant(w.server, team.id, 100)
     ingest(w.server, team.id, [{"id": f"u{i}", "output_tokens": 50_000, **GPT} for i in range(4)])
@@ -67,7 +67,7 @@ def _postpaid_team(w: World, card: str | None = GOOD_CARD) -> tuple[Team, str | 
 
 
 def test_the_preview_is_the_cycle_so_far_with_a_correction_to_the_ledger(w: World) -> None:
-    team = new_team(w.server, mode="postpaid", credit_limit_cents=20_000)
+    team = new_team(w.server, mode="postpaid", postpaid_limit_cents=20_000)
     support.grant(w.server, team.id, 100)
     ingest(w.server, team.id, [{"id": f"u{i}", "output_tokens": 50_000, **GPT} for i in range(4)])
     claude = {"model": "claude-sonnet-4", "provider": "anthropic", "input_tokens": 1001, "output_tokens": 333}

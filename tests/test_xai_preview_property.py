@@ -55,7 +55,7 @@ def usage_event(draw: st.DrawFn) -> dict[str, Any]:
 def test_preview_total_is_the_ledger_debit_to_the_cent(
     server: support.LiveServer, events: list[dict[str, Any]], postpaid: bool, credit_cents: int
 ) -> None:
-    extra = {"mode": "postpaid", "credit_limit_cents": 10**7} if postpaid else {}
+    extra = {"mode": "postpaid", "postpaid_limit_cents": 10**7} if postpaid else {}
     team = new_team(server, **extra)
     if credit_cents:
         support.grant(server, team.id, credit_cents)

@@ -23,6 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from creditgate.billing.invoices import month_bounds
 from creditgate.ledger import history
 from creditgate.ledger import service as ledger
+from creditgate.limits import postpaid as postpaid_limits
 from creditgate.metering import service as metering
 from creditgate.metering import unit_types
 from creditgate.metering.catalog import PriceCatalog
@@ -53,7 +54,7 @@ class CyclePreview:
     due: int  # the postpaid part (tax included)
     prepaid_used: int  # total - due
     prepaid_credits: int  # the prepaid credit the cycle drew on: used + left, rounded once
-    spending_limit: int  # ledger units (effective_spending_limit)
+    spending_limit: int  # ledger units: the effective postpaid limit (limits.postpaid)
 
 
 def usage_line(row: Any) -> dict[str, Any]:
@@ -112,15 +113,6 @@ def postpaid_part(mode: str, usage: int, balance: int) -> int:
     return min(usage, max(0, -balance)) if mode == "postpaid" and usage > 0 else 0
 
 
-async def effective_spending_limit(conn: AsyncConnection, account_id: str) -> int:
-    """The most postpaid usage the account may run up (ledger units; 0: prepaid only).
-
-    The one place that reads the postpaid allowance; today the account's `credit_limit`
-    for a postpaid account."""
-    account = await ledger.get_account(conn, account_id)
-    return int(account.credit_limit) if account.mode == "postpaid" else 0
-
-
 async def cycle_usage(conn: AsyncConnection, account_id: str, start: datetime, end: datetime) -> int:
     """The usage the ledger debited in [start, end), ledger units (positive)."""
     return -await history.posted_between(conn, account_id, start, end)
@@ -147,7 +139,7 @@ async def preview(
         total - due,
         # the credit the cycle drew on, rounded once from the exact amounts (4500, not 73 + 4428)
         to_whole_cents(usage - postpaid + max(0, balance)),
-        await effective_spending_limit(conn, account_id),
+        await postpaid_limits.effective_spending_limit(conn, account_id),
     )
 
 

@@ -2,7 +2,7 @@
 monthly invoices (xAI `chargerAttempts`).
 
 Revision ID: 0013_cycle_close
-Revises: 0014_usage_api_key
+Revises: 0012_postpaid_limits
 """
 
 import sqlalchemy as sa
@@ -11,7 +11,7 @@ from alembic import op
 from creditgate.db.types import UTCDateTime
 
 revision = "0013_cycle_close"
-down_revision = "0014_usage_api_key"
+down_revision = "0012_postpaid_limits"
 branch_labels = None
 depends_on = None
 
