@@ -58,7 +58,7 @@ def _ledger(w: World, team: Team, kind: str) -> list[int]:
 
 
 def _postpaid_team(w: World, card: str | None = GOOD_CARD) -> tuple[Team, str | None]:
-    """A postpaid team ($200 allowance) with $1.00 of prepaid credit and $2.90 of June usage."""
+    """A postpaid team ($200 hard limit) with $1.00 of prepaid credit and $2.90 of June usage."""
     team = new_team(w.server, mode="postpaid", postpaid_limit_cents=20_000)
     pm = save_card(w, team.id, card)["payment_method_id"] if card else None
     support.grant(w.server, team.id, 100)
