@@ -24,6 +24,7 @@ TYPED = [
     ("get", "/v1/billing/teams/{team_id}/invoices"),
     ("get", "/v1/billing/teams/{team_id}/prepaid/balance"),
     ("get", "/v1/billing/teams/{team_id}/postpaid/spending-limits"),
+    ("get", "/v1/billing/teams/{team_id}/postpaid/invoice/preview"),
     ("post", "/v1/billing/teams/{team_id}/postpaid/spending-limits"),
     ("post", "/v1/billing/teams/{team_id}/prepaid/top-up"),
     ("post", "/v1/billing/teams/{team_id}/usage"),
@@ -56,6 +57,7 @@ def test_success_bodies_match_their_typed_schemas(
         ("get", "/v1/billing/teams/{team_id}/invoices", None),
         ("get", "/v1/billing/teams/{team_id}/prepaid/balance", None),
         ("get", "/v1/billing/teams/{team_id}/postpaid/spending-limits", None),
+        ("get", "/v1/billing/teams/{team_id}/postpaid/invoice/preview", None),
         ("post", "/v1/billing/teams/{team_id}/usage", USAGE_BODY),
         ("get", "/auth/management-keys/validation", None),
     ]

@@ -1,8 +1,9 @@
 """The xAI Management API's billing routes under /v1/billing/teams/{team_id}
 (contract: xai-billing.md), served as protojson, plus the key validation route.
 
-Phase 1: billing info, payment methods, invoices, prepaid balance and usage analytics. Phase 2:
-postpaid spending limits, the default payment method and top-up (docs/xai.md).
+Served: billing info, payment methods and the default one, invoices, prepaid balance and
+top-up, usage analytics, postpaid spending limits and the postpaid invoice preview
+(docs/xai.md).
 """
 
 from fastapi import APIRouter
@@ -14,13 +15,14 @@ from creditgate.api.xai import (
     keys,
     payment_default,
     payment_methods,
+    preview,  # postpaid invoice preview (the billing cycle)
     spending_limits,  # postpaid spending limits
     topup,
     usage,
 )
 
 router = APIRouter()
-for _module in (keys, billing_info, payment_methods, invoices, balance, usage):
+for _module in (keys, billing_info, payment_methods, invoices, balance, usage, preview):
     router.include_router(_module.router)
 router.include_router(spending_limits.router)
 for _module in (payment_default, topup):  # xai-rest: the writes of phase 2
