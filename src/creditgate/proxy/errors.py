@@ -14,6 +14,7 @@ from creditgate.errors import (
     InsufficientCredit,
     NotFound,
     PermissionDenied,
+    ServiceUnavailable,
     SpendingLimitReached,
     UpstreamFailed,
     UpstreamTimeout,
@@ -31,6 +32,7 @@ _SHAPES: list[tuple[type[CreditgateError], int, str, str, int, str]] = [
     (NotFound, 404, "invalid_request_error", "model_not_found", 404, "not_found_error"),
     (AuthenticationError, 401, "invalid_request_error", "invalid_api_key", 401, "authentication_error"),
     (PermissionDenied, 403, "invalid_request_error", "insufficient_permissions", 403, "permission_error"),
+    (ServiceUnavailable, 503, "server_error", "service_unavailable", 503, "api_error"),
 ]
 
 
