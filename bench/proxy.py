@@ -109,8 +109,8 @@ def peak_rss_mib(pid: int) -> float:
     return float("nan")
 
 
-async def setup(base: str, upstream: str) -> str:
-    """An upstream, an account with plenty of credit and its api token; returns the token."""
+async def setup(base: str, upstream: str, accounts: int) -> list[str]:
+    """An upstream, and accounts with plenty of credit; returns their api tokens."""
     admin = {"authorization": f"Bearer {TOKEN}"}
     async with httpx.AsyncClient(base_url=base, headers=admin, timeout=30) as c:
         r = await c.post(
@@ -124,12 +124,15 @@ async def setup(base: str, upstream: str) -> str:
             },
         )
         assert r.status_code == 201, r.text
-        account = f"bench-{os.getpid()}-{time.monotonic_ns()}"
-        assert (await c.post("/admin/v1/accounts", json={"id": account})).status_code == 201
-        r = await c.post(f"/admin/v1/accounts/{account}/grants", json={"amount_cents": 10**9})
-        assert r.status_code == 201, r.text
-        r = await c.post(f"/admin/v1/accounts/{account}/tokens", json={"scope": "api"})
-        return str(r.json()["token"])
+        tokens = []
+        for i in range(accounts):
+            account = f"bench-{os.getpid()}-{i}"
+            assert (await c.post("/admin/v1/accounts", json={"id": account})).status_code == 201
+            r = await c.post(f"/admin/v1/accounts/{account}/grants", json={"amount_cents": 10**9})
+            assert r.status_code == 201, r.text
+            r = await c.post(f"/admin/v1/accounts/{account}/tokens", json={"scope": "api"})
+            tokens.append(str(r.json()["token"]))
+        return tokens
 
 
 # ---------------------------------------------------------------- load
@@ -159,34 +162,34 @@ async def one_call(client: httpx.AsyncClient, url: str, key: str, stream: bool) 
     return first
 
 
-async def open_loop(url: str, key: str, rate: float, seconds: float, stream: bool) -> list[float]:
+async def open_loop(url: str, keys: list[str], rate: float, seconds: float, stream: bool) -> list[float]:
     """Calls started at a fixed rate (not waiting for answers): latency free of queueing in us."""
     async with httpx.AsyncClient(timeout=60, limits=httpx.Limits(max_connections=500)) as client:
-        await asyncio.gather(*(one_call(client, url, key, stream) for _ in range(5)))  # warm-up
+        await asyncio.gather(*(one_call(client, url, k, stream) for k in keys[:5]))  # warm-up
         tasks = []
         start = time.perf_counter()
         for i in range(int(rate * seconds)):
             delay = start + i / rate - time.perf_counter()
             if delay > 0:
                 await asyncio.sleep(delay)
-            tasks.append(asyncio.create_task(one_call(client, url, key, stream)))
+            tasks.append(asyncio.create_task(one_call(client, url, keys[i % len(keys)], stream)))
         return list(await asyncio.gather(*tasks))
 
 
-async def closed_loop(url: str, key: str, connections: int, seconds: float) -> float:
+async def closed_loop(url: str, keys: list[str], connections: int, seconds: float) -> float:
     """Calls per second with `connections` callers each waiting for its answer."""
     done = 0
     async with httpx.AsyncClient(timeout=60, limits=httpx.Limits(max_connections=connections)) as client:
         deadline = time.perf_counter() + seconds
 
-        async def caller() -> None:
+        async def caller(key: str) -> None:
             nonlocal done
             while time.perf_counter() < deadline:
                 await one_call(client, url, key, False)
                 done += 1
 
         start = time.perf_counter()
-        await asyncio.gather(*(caller() for _ in range(connections)))
+        await asyncio.gather(*(caller(keys[i % len(keys)]) for i in range(connections)))
         return done / (time.perf_counter() - start)
 
 
@@ -205,10 +208,10 @@ def run_once(db_url: str, data_dir: Path, args: argparse.Namespace) -> dict[str,
         server = Server(uvicorn_cmd("creditgate.server:make_app", cg_port, factory=True), cg_env, cg_port)
         with server:
             base = f"http://127.0.0.1:{cg_port}"
-            key = asyncio.run(setup(base, upstream))
+            keys = asyncio.run(setup(base, upstream, args.accounts))
             direct, proxied = upstream + "/v1/chat/completions", base + "/openai/v1/chat/completions"
             fig: dict[str, float] = {}
-            for name, url, k in (("direct", direct, UPSTREAM_KEY), ("proxied", proxied, key)):
+            for name, url, k in (("direct", direct, [UPSTREAM_KEY]), ("proxied", proxied, keys)):
                 lat = asyncio.run(open_loop(url, k, args.rate, args.seconds, stream=False))
                 ttft = asyncio.run(open_loop(url, k, args.stream_rate, args.seconds, stream=True))
                 fig[f"{name} p50 ms"], fig[f"{name} p99 ms"] = pct(lat, 0.5), pct(lat, 0.99)
@@ -233,6 +236,7 @@ def main() -> None:
     parser.add_argument("--tokens", type=int, default=20, help="tokens per stream")
     parser.add_argument("--token-rate", type=float, default=100.0, help="stream tokens per second")
     parser.add_argument("--connections", type=int, default=32, help="callers in the max-throughput phase")
+    parser.add_argument("--accounts", type=int, default=16, help="calls spread over this many accounts")
     args = parser.parse_args()
     print(f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs; {args.runs} runs", flush=True)
     runs = []

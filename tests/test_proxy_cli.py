@@ -87,7 +87,8 @@ def test_a_changed_encryption_key_fails_loudly(fresh_database_url: str, tmp_path
             account = support.create_account(live)
             key = support.create_token(live, account, "api")
             client = openai.OpenAI(base_url=live.base_url + "/openai/v1", api_key=key, max_retries=0)
+            assert [m.id for m in client.models.list()] == ["gpt-4o"]
             with pytest.raises(openai.APIStatusError) as caught:
-                client.models.list()
+                client.chat.completions.create(model="gpt-4o", messages=[{"role": "user", "content": "hi"}])
             assert caught.value.status_code == 503
             assert "CREDITGATE_UPSTREAM_ENCRYPTION_KEY" in caught.value.message

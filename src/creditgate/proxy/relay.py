@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable, Callable
 from functools import partial
 from typing import Any
 
@@ -76,13 +77,13 @@ async def read_body(request: Request) -> bytes:
 def _headers(endpoint: Endpoint, route: Route, request: Request) -> dict[str, str]:
     headers = {"content-type": "application/json", "accept": request.headers.get("accept", "*/*")}
     if endpoint.family == ANTHROPIC:
-        headers["x-api-key"] = route.api_key
+        headers["x-api-key"] = route.api_key or ""
         headers["anthropic-version"] = request.headers.get("anthropic-version", ANTHROPIC_VERSION)
         beta = request.headers.get("anthropic-beta")
         if beta:
             headers["anthropic-beta"] = beta
     else:
-        headers["authorization"] = f"Bearer {route.api_key}"
+        headers["authorization"] = f"Bearer {route.api_key or ''}"
     return headers
 
 
@@ -165,8 +166,8 @@ async def handle(endpoint: Endpoint, client: httpx.AsyncClient, request: Request
         except httpx.HTTPError as exc:
             return error_response(endpoint.family, _upstream_error(exc))
         handed_over = True
-        await finish(ctx, call, _answer_usage(endpoint, call, data), upstream=upstream)
-        return Response(data, status_code=upstream.status_code, media_type="application/json")
+        usage = _answer_usage(endpoint, call, data)
+        return SettledAnswer(data, upstream.status_code, partial(finish, ctx, call, usage, upstream=upstream))
     finally:
         if not handed_over:  # refused, failed or cancelled before an answer: nothing generated
             await finish(ctx, call, None, upstream=upstream)
@@ -181,6 +182,21 @@ def _answer_usage(endpoint: Endpoint, call: Call, data: bytes) -> Usage:
     if usage is not None:
         return usage
     return Usage(call.input_estimate, proxy_calls.estimate_output_tokens(len(data), 0), estimated=True)
+
+
+class SettledAnswer(Response):
+    """A whole answer, settled once it has been sent (off the call's latency), however the
+    sending ends."""
+
+    def __init__(self, data: bytes, status: int, settle: Callable[[], Awaitable[None]]) -> None:
+        super().__init__(data, status_code=status, media_type="application/json")
+        self.settle = settle
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            await self.settle()
 
 
 class MeteredStream(StreamingResponse):

@@ -26,6 +26,10 @@ from creditgate.db.types import UTCDateTime
 from creditgate.errors import ServiceUnavailable
 
 KEY_FILE = "upstream-key"
+UNDECRYPTABLE = (
+    "the upstream's key cannot be decrypted: CREDITGATE_UPSTREAM_ENCRYPTION_KEY (or the data "
+    "directory's upstream-key) differs from when it was added; add the upstream again"
+)
 
 upstreams = Table(
     "upstreams",
@@ -92,10 +96,7 @@ def decrypt(settings: Settings, token: str) -> str:
     try:
         return fernet(settings).decrypt(token.encode()).decode()
     except InvalidToken as exc:
-        raise ServiceUnavailable(
-            "an upstream key cannot be decrypted: CREDITGATE_UPSTREAM_ENCRYPTION_KEY changed; "
-            "add the upstream again"
-        ) from exc
+        raise ServiceUnavailable(UNDECRYPTABLE) from exc
 
 
 async def insert(conn: AsyncConnection, row: dict[str, Any], models: list[dict[str, Any]]) -> None:

@@ -11,6 +11,7 @@ another process stops being used within that time.
 
 from __future__ import annotations
 
+import logging
 import time
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
@@ -19,7 +20,7 @@ from urllib.parse import urlsplit
 
 from sqlalchemy.exc import IntegrityError
 
-from creditgate.errors import Conflict, NotFound, ValidationError
+from creditgate.errors import Conflict, NotFound, ServiceUnavailable, ValidationError
 from creditgate.ids import new_id
 from creditgate.metering.catalog import MAX_RATE
 from creditgate.money import parse_usd, to_usd_string
@@ -28,6 +29,7 @@ from creditgate.workflows import proxy_store as store
 if TYPE_CHECKING:
     from creditgate.workflows.context import Context
 
+log = logging.getLogger("creditgate.proxy")
 PROVIDERS = ("openai", "anthropic")
 UPSTREAM_FIELDS = frozenset(
     {
@@ -66,7 +68,7 @@ class Route:
     upstream_id: str
     upstream_model: str  # what the upstream calls it
     base_url: str
-    api_key: str  # plain, in memory only
+    api_key: str | None  # plain, in memory only; None when it cannot be decrypted here
     connect_timeout: float
     read_timeout: float
     markup_ppm: int
@@ -300,7 +302,7 @@ async def _load(ctx: Context) -> dict[tuple[str, str], Route]:
         ups, models = await store.all_rows(conn)
         await ctx.catalog.refresh(conn)  # the proxy prices from it; refreshed with the routes
     by_id = {u.id: u for u in ups}
-    keys = {u.id: store.decrypt(ctx.settings, u.api_key_encrypted) for u in ups}
+    keys = {u.id: _plain_key(ctx, u) for u in ups}
     routes = {}
     for m in models:
         u = by_id[m.upstream_id]
@@ -322,6 +324,16 @@ async def _load(ctx: Context) -> dict[tuple[str, str], Route]:
     return routes
 
 
+def _plain_key(ctx: Context, upstream: Any) -> str | None:
+    """The upstream's key, or None (logged) when this process's secret cannot decrypt it: that
+    upstream's models are refused with 503, the others keep working."""
+    try:
+        return store.decrypt(ctx.settings, upstream.api_key_encrypted)
+    except ServiceUnavailable:
+        log.warning("upstream %s: its API key cannot be decrypted with this process's secret", upstream.id)
+        return None
+
+
 async def routes(ctx: Context) -> dict[tuple[str, str], Route]:
     """Every offered model by (provider family, name), at most CACHE_SECONDS old."""
     key = ctx.settings.database_url
@@ -339,4 +351,6 @@ async def find_route(ctx: Context, provider: str, name: Any) -> Route:
     route = (await routes(ctx)).get((provider, name)) if isinstance(name, str) else None
     if route is None:
         raise NotFound(f"The model `{name}` does not exist or you do not have access to it.", field="model")
+    if route.api_key is None:
+        raise ServiceUnavailable(store.UNDECRYPTABLE)
     return route
