@@ -126,6 +126,7 @@ def test_chat_is_charged_usage_times_price_plus_markup(
     [(i, o, c, cost, meta)] = ps.events_of(proxy, account)
     assert (i, o, c, cost) == (1234, 567, 200, expected_units(GPT_4O, OPENAI_MARKUP, 1234, 567, 200))
     assert "estimated" not in metadata(meta)
+    assert metadata(meta)["api_key_id"].startswith("tok_")
 
 
 def test_alias_and_per_model_prices(proxy: support.LiveServer, fake: ps.FakeUpstream) -> None:

@@ -146,6 +146,8 @@ async def close_call(ctx: Context, call: Call, usage: Usage | None, *, cut: str 
         "upstream_id": call.route.upstream_id,
         "upstream_model": call.route.upstream_model,
     }
+    if call.principal.token_id:  # usage by key (a rollup dimension, xAI's api_key_id)
+        metadata["api_key_id"] = call.principal.token_id
     if usage.estimated:
         metadata["estimated"] = True
     if cut:

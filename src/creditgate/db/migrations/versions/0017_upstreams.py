@@ -1,7 +1,7 @@
 """The metering proxy's upstreams: providers' base URLs, encrypted API keys, offered models.
 
 Revision ID: 0017_upstreams
-Revises: 0011_invoice_parties
+Revises: 0014_usage_api_key
 """
 
 import sqlalchemy as sa
@@ -10,7 +10,7 @@ from alembic import op
 from creditgate.db.types import UTCDateTime
 
 revision = "0017_upstreams"
-down_revision = "0011_invoice_parties"
+down_revision = "0014_usage_api_key"
 branch_labels = None
 depends_on = None
 
