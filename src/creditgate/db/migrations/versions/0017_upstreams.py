@@ -1,7 +1,7 @@
 """The metering proxy's upstreams: providers' base URLs, encrypted API keys, offered models.
 
 Revision ID: 0017_upstreams
-Revises: 0014_usage_api_key
+Revises: 0012_postpaid_limits
 """
 
 import sqlalchemy as sa
@@ -10,7 +10,7 @@ from alembic import op
 from creditgate.db.types import UTCDateTime
 
 revision = "0017_upstreams"
-down_revision = "0014_usage_api_key"
+down_revision = "0012_postpaid_limits"
 branch_labels = None
 depends_on = None
 
