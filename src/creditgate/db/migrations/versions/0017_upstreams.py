@@ -1,7 +1,7 @@
 """The metering proxy's upstreams: providers' base URLs, encrypted API keys, offered models.
 
 Revision ID: 0017_upstreams
-Revises: 0012_postpaid_limits
+Revises: 0013_cycle_close
 """
 
 import sqlalchemy as sa
@@ -10,7 +10,7 @@ from alembic import op
 from creditgate.db.types import UTCDateTime
 
 revision = "0017_upstreams"
-down_revision = "0012_postpaid_limits"
+down_revision = "0013_cycle_close"
 branch_labels = None
 depends_on = None
 
