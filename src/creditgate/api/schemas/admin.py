@@ -71,7 +71,7 @@ class AccountList(BaseModel):
 
 
 class TokenCreate(Request):
-    scope: Literal["read", "write", "gateway"]
+    scope: Literal["read", "write", "gateway", "api"]
     name: Name | None = None
 
 
