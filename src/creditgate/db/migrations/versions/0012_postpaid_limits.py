@@ -22,7 +22,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0012_postpaid_limits"
-down_revision = "0011_invoice_parties"
+down_revision = "0014_usage_api_key"
 branch_labels = None
 depends_on = None
 
