@@ -9,17 +9,20 @@ import asyncio
 from datetime import UTC, datetime
 from pathlib import Path
 
+from alembic.script import ScriptDirectory
 from sqlalchemy import text
 
 from creditgate.config import normalize_database_url
 from creditgate.db import Database
-from creditgate.db.migrate import downgrade, upgrade
+from creditgate.db.migrate import alembic_config, downgrade, upgrade
 from creditgate.limits import postpaid
 from creditgate.limits import service as limits
 from creditgate.money import cents
 from tests import support
 
 T0 = datetime(2030, 1, 1, tzinfo=UTC)
+# the revision before 0012 (the lead re-chains revisions at merge time)
+BEFORE = str(ScriptDirectory.from_config(alembic_config()).get_revision("0012_postpaid_limits").down_revision)
 INSERT = (
     "INSERT INTO accounts (id, name, currency, mode, credit_limit, balance, held, created_at) "
     "VALUES (:a, :a, 'USD', :m, :c, :b, 0, :t)"
@@ -36,7 +39,7 @@ def test_existing_allowances_carry_over_and_back(backend: str, tmp_path: Path) -
     async def main() -> None:
         db = Database(normalize_database_url(url), pool_size=2)
         try:
-            await upgrade(db, "0011_invoice_parties")
+            await upgrade(db, BEFORE)
             async with db.write() as conn:
                 for account, mode, limit, balance in (
                     ("post", "postpaid", cents(700), cents(100)),
@@ -62,7 +65,7 @@ def test_existing_allowances_carry_over_and_back(backend: str, tmp_path: Path) -
                     )
                     assert exact.allowed
                 await postpaid.set_soft_limit(conn, "post", cents(300))
-            await downgrade(db, "0011_invoice_parties")
+            await downgrade(db, BEFORE)
             async with db.read() as conn:
                 rows = await conn.execute(text("SELECT id, credit_limit FROM accounts ORDER BY id"))
                 assert [tuple(r) for r in rows] == [("post", cents(300)), ("pre", 0)]
