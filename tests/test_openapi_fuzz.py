@@ -116,6 +116,8 @@ def fuzz_config(world: World) -> schemathesis.Config:
                 # An upstream's models need a price: a catalog one (stored state) or their own;
                 # and one alias may not name two models of the body.
                 accepting("^/admin/v1/upstreams$", 400),
+                # Whether an account may have a postpaid limit above 0 depends on its mode.
+                accepting("/postpaid-limit$", 400),
                 {
                     "include-path-regex": "^/client/v4/",
                     "parameters": {"path.account_id": world.account},
