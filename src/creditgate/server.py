@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
-from creditgate import jobs
+from creditgate import jobs, proxy
 from creditgate.api import create_app
 from creditgate.config import Settings
 from creditgate.observability import logs
@@ -21,4 +21,6 @@ async def run_jobs(ctx: Context) -> None:
 def make_app() -> FastAPI:
     settings = Settings.from_env()
     logs.configure(settings.log_format, settings.log_level)
-    return create_app(settings, background=[run_jobs] if settings.run_jobs else None)
+    app = create_app(settings, background=[run_jobs] if settings.run_jobs else None)
+    proxy.install(app)  # the metering proxy: /openai/v1/..., /anthropic/v1/... (docs/proxy.md)
+    return app
