@@ -3,6 +3,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Coroutine
+from typing import Any
+
 from fastapi import FastAPI
 
 from creditgate import jobs
@@ -21,4 +24,7 @@ async def run_jobs(ctx: Context) -> None:
 def make_app() -> FastAPI:
     settings = Settings.from_env()
     logs.configure(settings.log_format, settings.log_level)
-    return create_app(settings, background=[run_jobs] if settings.run_jobs else None)
+    background: list[Callable[[Context], Coroutine[Any, Any, None]]] = [run_jobs] if settings.run_jobs else []
+    if settings.usage_apply == "deferred":  # usage is posted off the request path, here too
+        background.append(jobs.run_usage_applier)
+    return create_app(settings, background=background or None)
