@@ -13,7 +13,10 @@ from creditgate.db.driver import pg_driver
 from creditgate.ledger.models import accounts, ledger_entries, usage_pending
 from creditgate.ledger.rows import Account, Entry
 
-_PG_LOCK = "SELECT id, balance FROM accounts WHERE id = ANY($1::varchar[]) ORDER BY id FOR UPDATE"
+# NO KEY UPDATE: excludes every other locker of the account as FOR UPDATE would, but not the
+# key-share locks of foreign-key checks, so ingest (which inserts rows referencing accounts
+# and locks none) never waits for an applier or an authorize. Account ids never change.
+_PG_LOCK = "SELECT id, balance FROM accounts WHERE id = ANY($1::varchar[]) ORDER BY id FOR NO KEY UPDATE"
 _PG_INSERT_ENTRIES = (
     "INSERT INTO ledger_entries "
     "(account_id, kind, amount, balance_after, ref, reason, expires_at, created_at) "

@@ -49,6 +49,7 @@ class UsageEvent:
     cost_override: int | None
     occurred_at: datetime
     metadata: dict[str, Any] | None
+    metadata_json: str | None = None  # `metadata` as validated and encoded, stored as is
 
 
 def _string(raw: dict[str, Any], field: str, max_len: int, required: bool = True) -> str | None:
@@ -122,6 +123,7 @@ def parse_event(raw: Any, now: datetime) -> UsageEvent:
             )
         occurred_at = from_ms(ts)
     metadata = raw.get("metadata")
+    encoded = None
     if metadata is not None:
         if not isinstance(metadata, dict):
             raise ValidationError("metadata must be a JSON object", field="metadata")
@@ -145,4 +147,5 @@ def parse_event(raw: Any, now: datetime) -> UsageEvent:
         cost_override=cost_override,
         occurred_at=occurred_at,
         metadata=metadata,
+        metadata_json=None if encoded is None else encoded.decode(),
     )

@@ -7,7 +7,6 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-import orjson
 from sqlalchemy import delete, func, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -138,8 +137,8 @@ async def store_events(
     if not columns["event_id"]:
         return Stored(set(), [])
     if conn.dialect.name == "postgresql":
-        arrays = [columns[col] for _, col, _ in _EVENT_ARRAYS]
-        arrays[-1] = [None if m is None else orjson.dumps(m).decode() for m in arrays[-1]]
+        arrays = [columns[col] for _, col, _ in _EVENT_ARRAYS[:-1]]
+        arrays.append(columns["metadata_json"])  # encoded once, when validated
         driver = await pg_driver(conn)
         rows = await driver.fetch(_PG_INSERT_EVENTS, *arrays, hold_id, received_at)
         return Stored({(r[0], r[1]) for r in rows if r[2] is None}, [r[2] for r in rows if r[2] is not None])
@@ -148,8 +147,10 @@ async def store_events(
         .on_conflict_do_nothing(index_elements=["account_id", "event_id"])
         .returning(usage_events.c.account_id, usage_events.c.event_id)
     )
-    result = await conn.execute(stmt, _rows(columns, hold_id=hold_id, received_at=received_at))
-    inserted = {(r.account_id, r.event_id) for r in result}
+    rows = _rows(
+        {k: v for k, v in columns.items() if k != "metadata_json"}, hold_id=hold_id, received_at=received_at
+    )
+    inserted = {(r.account_id, r.event_id) for r in await conn.execute(stmt, rows)}
     hours = pending_hours(inserted)
     if not hours["account_id"]:
         return Stored(inserted, [])

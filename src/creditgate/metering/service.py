@@ -257,6 +257,7 @@ def _event_columns(priced: list[tuple[int, PricedEvent]]) -> dict[str, list[Any]
         "cost": [p.cost for _, p in priced],
         "price_id": [p.price_id for _, p in priced],
         "metadata": [e.metadata for e in events],
+        "metadata_json": [e.metadata_json for e in events],
     }
 
 
