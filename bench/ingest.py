@@ -564,6 +564,7 @@ def main() -> None:
     parser.add_argument(
         "--save-baseline", action="store_true", help="store the medians in bench/baseline.json"
     )
+    parser.add_argument("--label", default=None, help="what the saved baseline ran (default: HEAD)")
     parser.add_argument(
         "--one-account-per-batch",
         dest="spread",
@@ -587,7 +588,12 @@ def main() -> None:
         )
         med = summary(backend, results, key)
         if args.save_baseline:
-            saved[key] = {**med, "commit": _commit(), "runs": args.runs, "duration": args.duration}
+            saved[key] = {
+                **med,
+                "commit": args.label or _commit(),
+                "runs": args.runs,
+                "duration": args.duration,
+            }
     if args.save_baseline:
         BASELINE.write_bytes(orjson.dumps(saved, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS) + b"\n")
         log(f"baseline saved to {BASELINE}")

@@ -52,7 +52,7 @@ Index(
 )
 
 # Usage accepted by ingest but not yet applied: one row per (store transaction, account, UTC
-# hour, provider, model), summed. The usage applier (metering/applier.py) deletes rows and
+# hour, provider, model, api key), summed. The usage applier (metering/applier.py) deletes rows and
 # posts their debit, rollups and spend in one transaction, so an account's balance is always
 # its cached balance minus its pending cost (ledger.repository reads it so; authorize counts it
 # too). Rows live for about the applier's lag, so the account index stays small.
@@ -65,6 +65,7 @@ usage_pending = Table(
     Column("bucket_start", UTCDateTime, nullable=False),  # the events' UTC hour
     Column("provider", String(64), nullable=False),
     Column("model", String(200), nullable=False),
+    Column("api_key_id", String(200), nullable=False),  # "" for usage without a key
     Column("events", BigInteger, nullable=False),
     Column("input_tokens", BigInteger, nullable=False),
     Column("output_tokens", BigInteger, nullable=False),

@@ -37,7 +37,7 @@ async def apply_pending(
     charged: dict[str, int] = {}
     spent: dict[datetime, dict[str, int]] = {}
     for row in rows:
-        account_id, cost = row[0], int(row[9])
+        account_id, cost = row[0], int(row[10])
         charged[account_id] = charged.get(account_id, 0) + cost
         in_minute = spent.setdefault(floor_minute(row[1]), {})
         in_minute[account_id] = in_minute.get(account_id, 0) + cost
@@ -55,12 +55,12 @@ async def apply_pending(
 
 
 def _hours(rows: Sequence[Any]) -> dict[str, list[Any]]:
-    """The claimed rows summed per (account, hour, provider, model), column-wise: rows queued
-    by different transactions can share a key, and one upsert must not touch a row twice."""
-    sums: dict[tuple[str, datetime, str, str], list[int]] = {}
+    """The claimed rows summed per (account, hour, provider, model, api key), column-wise: rows
+    queued by different transactions can share a key, and one upsert must not touch a row twice."""
+    sums: dict[tuple[str, datetime, str, str, str], list[int]] = {}
     for row in rows:
-        key = (row[0], row[2], row[3], row[4])
-        values = [int(v) for v in row[5:10]]
+        key = (row[0], row[2], row[3], row[4], row[5])
+        values = [int(v) for v in row[6:11]]
         acc = sums.get(key)
         if acc is None:
             sums[key] = values
@@ -68,13 +68,14 @@ def _hours(rows: Sequence[Any]) -> dict[str, list[Any]]:
             for i, value in enumerate(values):
                 acc[i] += value
     columns: dict[str, list[Any]] = {
-        name: [] for name in ("account_id", "bucket_start", "provider", "model", *_SUMS)
+        name: [] for name in ("account_id", "bucket_start", "provider", "model", "api_key_id", *_SUMS)
     }
-    for (account_id, start, provider, model), values in sums.items():
+    for (account_id, start, provider, model, api_key_id), values in sums.items():
         columns["account_id"].append(account_id)
         columns["bucket_start"].append(start)
         columns["provider"].append(provider)
         columns["model"].append(model)
+        columns["api_key_id"].append(api_key_id)
         for name, value in zip(_SUMS, values, strict=True):
             columns[name].append(value)
     return columns

@@ -6,7 +6,7 @@ counts in every balance and in authorize: creditgate_authorize_many is re-create
 limits/authorize_many.sql as of this revision (the rule is in 0008_hold_sql's docstring).
 
 Revision ID: 0018_usage_applier
-Revises: 0011_invoice_parties
+Revises: 0014_usage_api_key
 """
 
 import importlib.util
@@ -18,7 +18,7 @@ from alembic import op
 from creditgate.db.types import BigIntPK, UTCDateTime
 
 revision = "0018_usage_applier"
-down_revision = "0011_invoice_parties"
+down_revision = "0014_usage_api_key"
 branch_labels = None
 depends_on = None
 
@@ -194,6 +194,7 @@ def upgrade() -> None:
         sa.Column("bucket_start", UTCDateTime, nullable=False),
         sa.Column("provider", sa.String(64), nullable=False),
         sa.Column("model", sa.String(200), nullable=False),
+        sa.Column("api_key_id", sa.String(200), nullable=False),
         sa.Column("events", sa.BigInteger, nullable=False),
         sa.Column("input_tokens", sa.BigInteger, nullable=False),
         sa.Column("output_tokens", sa.BigInteger, nullable=False),
