@@ -21,6 +21,7 @@ from creditgate.ids import new_id
 from creditgate.limits import repository as repo
 from creditgate.limits import windows
 from creditgate.limits.holds import Decision, Hold, HoldRequest
+from creditgate.limits.postpaid import effective_limit
 from creditgate.limits.windows import PERIODS
 
 _MS = timedelta(milliseconds=1)
@@ -56,7 +57,8 @@ async def authorize(conn: AsyncConnection, req: HoldRequest) -> Decision:
     pending, recent = await repo.pending_usage(conn, req.account_id, None if window is None else window.start)
     if window is not None:
         window = replace(window, spend=window.spend + recent)
-    allowance = int(account.credit_limit) if account.mode == "postpaid" else 0
+    soft = None if account.postpaid_soft_limit is None else int(account.postpaid_soft_limit)
+    allowance = effective_limit(int(account.postpaid_hard_limit), soft)
     available = int(account.balance) - pending - held + allowance
     if available < need:
         return Decision(allowed=False, reason="insufficient_credit")

@@ -6,7 +6,7 @@ counts in every balance and in authorize: creditgate_authorize_many is re-create
 limits/authorize_many.sql as of this revision (the rule is in 0008_hold_sql's docstring).
 
 Revision ID: 0018_usage_applier
-Revises: 0014_usage_api_key
+Revises: 0012_postpaid_limits
 """
 
 import importlib.util
@@ -18,7 +18,7 @@ from alembic import op
 from creditgate.db.types import BigIntPK, UTCDateTime
 
 revision = "0018_usage_applier"
-down_revision = "0014_usage_api_key"
+down_revision = "0012_postpaid_limits"
 branch_labels = None
 depends_on = None
 
@@ -58,7 +58,9 @@ BEGIN
                 UPDATE accounts SET held = v_held WHERE id = v_cur;
             END IF;
             v_cur := p_accounts[i];
-            SELECT a.balance, a.held, CASE WHEN a.mode = 'postpaid' THEN a.credit_limit ELSE 0 END
+            -- the effective postpaid limit: the soft limit capped by the hard one (limits/postpaid.py)
+            SELECT a.balance, a.held,
+                   least(coalesce(a.postpaid_soft_limit, a.postpaid_hard_limit), a.postpaid_hard_limit)
               INTO v_balance, v_held, v_allowance
               FROM accounts a WHERE a.id = v_cur FOR UPDATE;
             v_found := FOUND;
@@ -175,9 +177,9 @@ $fn$;
 
 
 def _previous_function() -> str:
-    """The function as 0008_hold_sql installed it (what a downgrade restores)."""
+    """The function as 0012_postpaid_limits installed it (what a downgrade restores)."""
     spec = importlib.util.spec_from_file_location(
-        "_creditgate_0008_hold_sql", Path(__file__).with_name("0008_hold_sql.py")
+        "_creditgate_0012_postpaid_limits", Path(__file__).with_name("0012_postpaid_limits.py")
     )
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
