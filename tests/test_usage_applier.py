@@ -65,9 +65,7 @@ def _context(url: str, tmp_path: Path, clock: ManualClock | None = None) -> Cont
 async def _open(ctx: Context, accounts: list[str], usd_cents: int) -> None:
     async with ctx.db.write() as conn:
         for account in accounts:
-            await ledger.open_account(
-                conn, account, name="u", mode="prepaid", credit_limit=0, now=ctx.clock()
-            )
+            await ledger.open_account(conn, account, name="u", mode="prepaid", now=ctx.clock())
             await ledger.post(conn, [ledger.Posting(account, "adjustment", cents(usd_cents))], ctx.clock())
 
 

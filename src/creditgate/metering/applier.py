@@ -27,11 +27,17 @@ _SUMS = ("events", "input_tokens", "output_tokens", "cached_tokens", "cost")
 
 
 async def apply_pending(
-    conn: AsyncConnection, now: datetime, *, limit: int = APPLY_BATCH, ids: list[int] | None = None
+    conn: AsyncConnection,
+    now: datetime,
+    *,
+    limit: int = APPLY_BATCH,
+    ids: list[int] | None = None,
+    accounts: list[str] | None = None,
 ) -> dict[str, int]:
-    """Apply the pending rows `ids`, or the oldest `limit` no other applier holds, in the
-    caller's transaction. Returns the units debited per account (none: nothing to apply)."""
-    rows = await repo.claim_pending(conn, limit=limit, ids=ids)
+    """Apply the pending rows `ids` (of `accounts`), or the oldest `limit` no other applier
+    holds, in the caller's transaction. Returns the units debited per account (none: nothing
+    to apply)."""
+    rows = await repo.claim_pending(conn, limit=limit, ids=ids, accounts=accounts)
     if not rows:
         return {}
     charged: dict[str, int] = {}

@@ -84,7 +84,10 @@ _PG_CLAIM_NEXT = (
     "DELETE FROM usage_pending WHERE id IN (SELECT id FROM usage_pending ORDER BY id LIMIT $1 "
     f"FOR UPDATE SKIP LOCKED) RETURNING {_PENDING_COLUMNS}"
 )
-_PG_CLAIM_IDS = f"DELETE FROM usage_pending WHERE id = ANY($1::bigint[]) RETURNING {_PENDING_COLUMNS}"
+_PG_CLAIM_IDS = (
+    "DELETE FROM usage_pending WHERE account_id = ANY($2::varchar[]) AND id = ANY($1::bigint[]) "
+    f"RETURNING {_PENDING_COLUMNS}"
+)
 _HOUR_ARRAYS = (
     ("a", "account_id", "varchar"), ("b", "bucket_start", "timestamptz"), ("p", "provider", "varchar"),
     ("m", "model", "varchar"), ("k", "api_key_id", "varchar"), ("n", "events", "bigint"),
@@ -162,15 +165,18 @@ async def store_events(
     return Stored(inserted, [int(r.id) for r in queued])
 
 
-async def claim_pending(conn: AsyncConnection, *, limit: int, ids: list[int] | None = None) -> list[Any]:
-    """Delete and return pending rows (columns of usage_pending but id): the `ids` given, or the
-    oldest `limit` that no other transaction holds (PostgreSQL: SKIP LOCKED, so several
-    appliers share the queue; a SQLite writer is alone anyway). The caller applies them in the
-    same transaction, so a crash before its commit gives them back."""
+async def claim_pending(
+    conn: AsyncConnection, *, limit: int, ids: list[int] | None = None, accounts: list[str] | None = None
+) -> list[Any]:
+    """Delete and return pending rows (columns of usage_pending but id): the `ids` given (rows
+    of `accounts`, so the statement is addressed by account), or the oldest `limit` that no
+    other transaction holds (PostgreSQL: SKIP LOCKED, so several appliers share the queue; a
+    SQLite writer is alone anyway). The caller applies them in the same transaction, so a crash
+    before its commit gives them back."""
     if conn.dialect.name == "postgresql":
         driver = await pg_driver(conn)
         if ids is not None:
-            return list(await driver.fetch(_PG_CLAIM_IDS, ids)) if ids else []
+            return list(await driver.fetch(_PG_CLAIM_IDS, ids, sorted(accounts or ()))) if ids else []
         return list(await driver.fetch(_PG_CLAIM_NEXT, limit))
     if ids is None:
         oldest = select(usage_pending.c.id).order_by(usage_pending.c.id).limit(limit)
@@ -178,8 +184,10 @@ async def claim_pending(conn: AsyncConnection, *, limit: int, ids: list[int] | N
     if not ids:
         return []
     columns = [c for c in usage_pending.c if c.name != "id"]
-    stmt = delete(usage_pending).where(usage_pending.c.id.in_(ids)).returning(*columns)
-    return list(await conn.execute(stmt))
+    claim = delete(usage_pending).where(usage_pending.c.id.in_(ids))
+    if accounts is not None:
+        claim = claim.where(usage_pending.c.account_id.in_(sorted(accounts)))
+    return list(await conn.execute(claim.returning(*columns)))
 
 
 async def oldest_pending(conn: AsyncConnection) -> datetime | None:

@@ -179,7 +179,8 @@ async def ingest_parsed(
     """`store_parsed`, then apply what it queued in the same transaction (the inline mode:
     the debit, rollups and spend are written before the answer)."""
     results, pending_ids = await store_parsed(conn, batches, catalog, now, hold_id=hold_id)
-    await applier.apply_pending(conn, now, ids=pending_ids)
+    accounts = sorted({a for r in results for a in r.charged})
+    await applier.apply_pending(conn, now, ids=pending_ids, accounts=accounts)
     return results
 
 
