@@ -8,7 +8,7 @@ from typing import Any
 
 from fastapi import FastAPI
 
-from creditgate import jobs
+from creditgate import jobs, proxy
 from creditgate.api import create_app
 from creditgate.config import Settings
 from creditgate.observability import logs
@@ -27,4 +27,6 @@ def make_app() -> FastAPI:
     background: list[Callable[[Context], Coroutine[Any, Any, None]]] = [run_jobs] if settings.run_jobs else []
     if settings.usage_apply == "deferred":  # usage is posted off the request path, here too
         background.append(jobs.run_usage_applier)
-    return create_app(settings, background=background or None)
+    app = create_app(settings, background=background or None)
+    proxy.install(app)  # the metering proxy: /openai/v1/..., /anthropic/v1/... (docs/proxy.md)
+    return app

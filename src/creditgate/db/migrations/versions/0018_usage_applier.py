@@ -6,7 +6,7 @@ counts in every balance and in authorize: creditgate_authorize_many is re-create
 limits/authorize_many.sql as of this revision (the rule is in 0008_hold_sql's docstring).
 
 Revision ID: 0018_usage_applier
-Revises: 0012_postpaid_limits
+Revises: 0017_upstreams
 """
 
 import importlib.util
@@ -18,7 +18,7 @@ from alembic import op
 from creditgate.db.types import BigIntPK, UTCDateTime
 
 revision = "0018_usage_applier"
-down_revision = "0012_postpaid_limits"
+down_revision = "0017_upstreams"
 branch_labels = None
 depends_on = None
 
