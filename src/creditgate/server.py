@@ -3,6 +3,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Coroutine
+from typing import Any
+
 from fastapi import FastAPI
 
 from creditgate import jobs, proxy
@@ -21,6 +24,9 @@ async def run_jobs(ctx: Context) -> None:
 def make_app() -> FastAPI:
     settings = Settings.from_env()
     logs.configure(settings.log_format, settings.log_level)
-    app = create_app(settings, background=[run_jobs] if settings.run_jobs else None)
+    background: list[Callable[[Context], Coroutine[Any, Any, None]]] = [run_jobs] if settings.run_jobs else []
+    if settings.usage_apply == "deferred":  # usage is posted off the request path, here too
+        background.append(jobs.run_usage_applier)
+    app = create_app(settings, background=background or None)
     proxy.install(app)  # the metering proxy: /openai/v1/..., /anthropic/v1/... (docs/proxy.md)
     return app
