@@ -11,7 +11,7 @@ from __future__ import annotations
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
-from creditgate.web import access, portal_pages
+from creditgate.web import access, portal_controls, portal_pages, portal_payments
 from creditgate.web.errors import error_page
 from creditgate.web.security import SecurityHeaders
 from creditgate.web.templating import STATIC_URL
@@ -25,5 +25,7 @@ def install(app: FastAPI) -> None:
     stripe = app.state.services.settings.payments == "stripe"
     app.include_router(access.router)
     app.include_router(portal_pages.router)
+    app.include_router(portal_payments.router)
+    app.include_router(portal_controls.router)
     app.mount(STATIC_URL, StaticFiles(packages=[("creditgate.web", "static")]), name="web-static")
     app.add_middleware(SecurityHeaders, prefixes=PREFIXES, stripe=stripe)
