@@ -81,7 +81,7 @@ async def sign_in(ctx: Context, secret: str, *, operator: bool) -> OpenedSession
                 else "Sign in with an account token (read or write scope); the operator uses the console."
             )
         if caller.scope not in ("read", "write", "operator"):
-            raise PermissionDenied("A gateway token cannot sign in; use a read or write token.")
+            raise PermissionDenied(f"A {caller.scope} token cannot sign in; use a read or write token.")
         token, session = await portal.start_session(
             conn, caller.account_id, caller.scope, ctx.clock(), _session_ttl(ctx)
         )
