@@ -102,6 +102,13 @@ class ServiceUnavailable(CreditgateError):
     code = "service_unavailable"
 
 
+class LinkUnusable(CreditgateError):
+    """A portal link that was already used, has expired or never existed (the billing portal)."""
+
+    status = 410
+    code = "link_unusable"
+
+
 # The metering proxy (docs/proxy.md): refusals and upstream failures, rendered by the proxy in
 # the OpenAI or Anthropic error shape.
 

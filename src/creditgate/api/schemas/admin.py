@@ -193,3 +193,24 @@ class ReconcileReport(BaseModel):
     ok: bool
     accounts_checked: int
     problems: list[dict[str, Any]]
+
+
+class PortalSessionCreate(Request):
+    return_url: (
+        Annotated[
+            str,
+            Field(
+                max_length=500,
+                pattern=r"^https?://[^\s/]+",
+                description="The operator's page the portal offers a link back to",
+            ),
+        ]
+        | None
+    ) = None
+
+
+class PortalSession(BaseModel):
+    """A one-time billing portal link for the customer (docs/portal.md)."""
+
+    url: Annotated[str, Field(description="Open once, before expires_at, to get a portal session")]
+    expires_at: Annotated[str, Field(description="ISO 8601 UTC time after which the link no longer works")]
