@@ -11,13 +11,17 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
+from creditgate.accounts import idempotency
 from creditgate.errors import ValidationError
+from creditgate.ids import new_id
 from creditgate.ledger import directory
 from creditgate.ledger import service as ledger
 from creditgate.ledger.rows import Account, Entry
 from creditgate.metering import usage_report
+from creditgate.money import UNITS_PER_CENT, parse_usd
 from creditgate.notify import account_history
 from creditgate.notify.account_history import Event
+from creditgate.workflows import grants
 from creditgate.workflows import reconcile as reconcile_workflow
 from creditgate.workflows.context import Context
 
@@ -152,3 +156,57 @@ async def reconcile_status(ctx: Context) -> ReconcileStatus:
     """Run the reconcile checks over every account (workflows.reconcile)."""
     report = await reconcile_workflow.reconcile(ctx)
     return ReconcileStatus(report["ok"], report["accounts_checked"], report["problems"], ctx.clock())
+
+
+@dataclass(frozen=True)
+class PostedCredit:
+    entry: Entry
+    new: bool  # False: this form was posted before, and `entry` is what it posted then
+
+
+FORM_SCOPE = "console-credit"
+
+
+def new_form_key() -> str:
+    """A key for one rendered credit form: posting the form twice posts once."""
+    return new_id("form")
+
+
+def parse_cents(text: str, *, signed: bool) -> int:
+    """A dollar amount typed by the operator ("25", "-3.50") as whole cents; only an
+    adjustment (`signed`) may be negative. Bounds are checked by workflows.grants."""
+    try:
+        units = parse_usd(text)
+    except ValueError as exc:
+        raise ValidationError(f"amount {exc}, such as 25.00", field="amount") from None
+    if units % UNITS_PER_CENT:
+        raise ValidationError("amount must be whole cents, such as 25.00", field="amount")
+    if units == 0 or (units < 0 and not signed):
+        raise ValidationError(
+            "amount must not be 0" if signed else "a grant must be more than zero", field="amount"
+        )
+    return units // UNITS_PER_CENT
+
+
+async def post_credit_once(
+    ctx: Context, change: grants.Grant | grants.Adjustment, form_key: str
+) -> PostedCredit:
+    """Post a grant or an adjustment (workflows.grants) unless this form key already posted
+    one: the key is claimed in the same transaction, as the admin API's Idempotency-Key is.
+    The same key with other values is a Conflict."""
+    idempotency.check_key(form_key)
+    kind = "grant" if isinstance(change, grants.Grant) else "adjustment"
+    request = f"{kind}\n{change.amount_cents}\n{change.reason or ''}".encode()
+    request_hash = idempotency.request_hash("POST", f"console/{change.account_id}/credit", request)
+    async with ctx.db.write() as conn:
+        now = ctx.clock()
+        stored = await idempotency.claim(conn, change.account_id, FORM_SCOPE, form_key, request_hash, now)
+        if stored is not None:
+            entry_id = int(stored.body)
+            entries = await ledger.list_entries(conn, change.account_id, limit=1, before_id=entry_id + 1)
+            return PostedCredit(entries[0], new=False)
+        entry = await grants.post(conn, change, now)
+        await idempotency.finish(
+            conn, change.account_id, FORM_SCOPE, form_key, idempotency.StoredResponse(201, str(entry.id))
+        )
+    return PostedCredit(entry, new=True)
