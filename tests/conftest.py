@@ -15,6 +15,7 @@ from tests import support
 from tests.support import LiveServer
 
 BACKENDS = ["sqlite", "postgresql"]
+pytest_plugins = ["tests.browser_support"]  # the `browser` and `page` fixtures (headless chromium)
 
 
 def _pg_or_skip() -> None:

@@ -17,12 +17,12 @@ from typing import Any
 import httpx
 import uvicorn
 
-from creditgate.api import create_app
 from creditgate.billing.inbox import Handlers
 from creditgate.clock import Clock, system_clock
 from creditgate.config import Settings, normalize_database_url
 from creditgate.db import Database
 from creditgate.payments.gateway import CardProcessor
+from creditgate.server import build_app
 from creditgate.workflows.context import Context
 from creditgate.workflows.database import prepare_database
 
@@ -155,7 +155,7 @@ def live_server(
     `webhook_handlers`, the inbox dispatches processor events to those instead of billing's."""
     port = free_port()
     settings = settings.replace(host="127.0.0.1", port=port)
-    app = create_app(settings, clock=clock)
+    app = build_app(settings, clock=clock)  # the composition root's app: the API and the portal
     if webhook_handlers is not None:
         app.state.services.webhook_handlers = webhook_handlers
     config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")

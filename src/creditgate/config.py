@@ -89,6 +89,11 @@ class Settings(BaseSettings):
     tax_name: str = "Tax"
     # os.pathsep-separated TTF/OTF paths (e.g. a Noto Sans CJK file) for characters Noto Sans lacks
     invoice_extra_fonts: Annotated[tuple[str, ...], NoDecode] = ()
+    # The billing portal and console (creditgate.web, docs/portal.md): how long a portal link
+    # may wait to be opened, how long a signed-in session lasts, and Stripe.js's key.
+    portal_link_minutes: int = Field(default=10, ge=1, le=24 * 60)
+    portal_session_hours: int = Field(default=8, ge=1, le=30 * 24)
+    stripe_publishable_key: str | None = None
     extra: dict[str, str] = Field(default_factory=dict)
 
     @classmethod

@@ -93,3 +93,10 @@ class ServiceUnavailable(CreditgateError):
 
     status = 503
     code = "service_unavailable"
+
+
+class LinkUnusable(CreditgateError):
+    """A portal link that was already used, has expired or never existed (the billing portal)."""
+
+    status = 410
+    code = "link_unusable"

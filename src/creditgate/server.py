@@ -1,13 +1,18 @@
 """The composition root: the app factory uvicorn imports in each worker process
-(`creditgate.server:make_app`), with the periodic jobs wired in."""
+(`creditgate.server:make_app`), with the periodic jobs wired in, and the billing portal and
+console (creditgate.web) mounted beside the API."""
 
 from __future__ import annotations
 
 from fastapi import FastAPI
 
-from creditgate import jobs
+from creditgate import jobs, web
 from creditgate.api import create_app
+from creditgate.api import errors as api_errors
+from creditgate.api.app import Background
+from creditgate.clock import Clock, system_clock
 from creditgate.config import Settings
+from creditgate.db import Database
 from creditgate.observability import logs
 from creditgate.workflows.context import Context
 
@@ -18,7 +23,22 @@ async def run_jobs(ctx: Context) -> None:
     await jobs.run_forever(ctx)
 
 
+def build_app(
+    settings: Settings,
+    *,
+    clock: Clock = system_clock,
+    db: Database | None = None,
+    background: list[Background] | None = None,
+) -> FastAPI:
+    """The API with the portal and console pages (errors under their prefixes are pages)."""
+    app = create_app(settings, clock=clock, db=db, background=background)
+    web.install(app)
+    for prefix in web.PREFIXES:
+        api_errors.register_renderer(prefix, web.error_page)
+    return app
+
+
 def make_app() -> FastAPI:
     settings = Settings.from_env()
     logs.configure(settings.log_format, settings.log_level)
-    return create_app(settings, background=[run_jobs] if settings.run_jobs else None)
+    return build_app(settings, background=[run_jobs] if settings.run_jobs else None)

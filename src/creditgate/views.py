@@ -10,6 +10,7 @@ from creditgate.billing import refunds
 from creditgate.billing.autotopup_config import AutoTopupState
 from creditgate.billing.rows import Card, Refund, Topup
 from creditgate.money import to_cents_number, to_usd_string
+from creditgate.workflows.portal import PortalLink
 
 
 def _iso(moment: datetime | None) -> str | None:
@@ -137,3 +138,7 @@ def auto_topup_summary(state: AutoTopupState) -> dict[str, Any]:
         "next_attempt_at": _iso(state.next_attempt_at),
         "pending_topup_id": state.pending.id if state.pending else None,
     }
+
+
+def portal_link_view(link: PortalLink) -> dict[str, Any]:
+    return {"url": link.url, "expires_at": link.expires_at.isoformat()}

@@ -29,3 +29,27 @@ idempotency_keys = Table(
     Column("response", String, nullable=False),
     Column("created_at", UTCDateTime, nullable=False),
 )
+
+# The billing portal (creditgate.web): one-time links an operator hands to a customer, and the
+# browser sessions they (or a token, or the operator) open. Only SHA-256 hashes are stored.
+portal_links = Table(
+    "portal_links",
+    metadata,
+    Column("token_hash", String(64), primary_key=True),
+    Column("account_id", String(64), ForeignKey("accounts.id"), nullable=False, index=True),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("expires_at", UTCDateTime, nullable=False),
+    Column("used_at", UTCDateTime, nullable=True),
+)
+
+portal_sessions = Table(
+    "portal_sessions",
+    metadata,
+    Column("token_hash", String(64), primary_key=True),
+    # None for an operator session (the console)
+    Column("account_id", String(64), ForeignKey("accounts.id"), nullable=True, index=True),
+    Column("scope", String(16), nullable=False),  # write | read | operator
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("expires_at", UTCDateTime, nullable=False),
+    Column("ended_at", UTCDateTime, nullable=True),
+)

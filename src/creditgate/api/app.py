@@ -14,6 +14,7 @@ from creditgate.api import (
     admin_autotopup,
     admin_billing,
     admin_billing_info,
+    admin_portal,
     admin_webhooks,
     cloudflare,
     docs,
@@ -79,6 +80,7 @@ def create_app(
     app.include_router(admin_billing.router)
     app.include_router(admin_billing_info.router)
     app.include_router(admin_autotopup.router)
+    app.include_router(admin_portal.router)
     app.include_router(cloudflare.router)
     app.include_router(invoices.router)
     app.include_router(sandbox.router)

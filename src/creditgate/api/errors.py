@@ -24,7 +24,8 @@ _renderers: list[tuple[str, Renderer]] = []
 
 
 def register_renderer(prefix: str, renderer: Renderer) -> None:
-    _renderers.append((prefix, renderer))
+    if (prefix, renderer) not in _renderers:
+        _renderers.append((prefix, renderer))
 
 
 def default_renderer(_request: Request, status: int, exc: CreditgateError) -> Response:

@@ -14,6 +14,7 @@ from creditgate.cli import worker as worker_cli
 from creditgate.cli.billing import autotopup_app, topups_app
 from creditgate.cli.billing_info import billing_info_app
 from creditgate.cli.cards import cards_app, sandbox_app
+from creditgate.cli.portal import portal_app
 from creditgate.cli.runtime import emit, fail, progress, run
 from creditgate.views import account_view, entry_view, token_view
 from creditgate.workflows import Context, accounts, grants, prices
@@ -36,6 +37,7 @@ app.add_typer(sandbox_app, name="sandbox")
 app.add_typer(topups_app, name="topups")
 app.add_typer(autotopup_app, name="autotopup")
 app.add_typer(billing_info_app, name="billing-info")
+app.add_typer(portal_app, name="portal")
 
 
 def _version(value: bool) -> None:

@@ -250,3 +250,14 @@ async def expire_grants(conn: AsyncConnection, account_id: str, grant_ids: list[
         for grant_id in sorted(remainders)
     ]
     return (await post(conn, postings, now, locked=balances)).new_count
+
+
+async def unexpired_grants(conn: AsyncConnection, account_id: str, now: datetime) -> list[tuple[Entry, int]]:
+    """Each grant whose expiry is still ahead, with what is left of it now (the replay of
+    ledger.expiry: spend draws from the soonest-expiring credit first)."""
+    entries = await repo.all_entries(conn, account_id)
+    grants = [e for e in entries if e.expires_at is not None and e.expires_at > now]
+    if not grants:
+        return []
+    left = unused_remainders(entries, [g.id for g in grants])
+    return [(g, left.get(g.id, 0)) for g in grants]

@@ -161,3 +161,10 @@ class ReconcileReport(BaseModel):
     ok: bool
     accounts_checked: int
     problems: list[dict[str, Any]]
+
+
+class PortalSession(BaseModel):
+    """A one-time billing portal link for the customer (docs/portal.md)."""
+
+    url: Annotated[str, Field(description="Open once, before expires_at, to get a portal session")]
+    expires_at: Annotated[str, Field(description="ISO 8601 UTC time after which the link no longer works")]
