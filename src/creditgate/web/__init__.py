@@ -12,6 +12,8 @@ from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
 from creditgate.web import access, portal_pages
+from creditgate.web import console as console_pages
+from creditgate.web import usage as usage_pages
 from creditgate.web.errors import error_page
 from creditgate.web.security import SecurityHeaders
 from creditgate.web.templating import STATIC_URL
@@ -25,5 +27,7 @@ def install(app: FastAPI) -> None:
     stripe = app.state.services.settings.payments == "stripe"
     app.include_router(access.router)
     app.include_router(portal_pages.router)
+    app.include_router(usage_pages.router)  # /portal/usage
+    app.include_router(console_pages.router)  # /console
     app.mount(STATIC_URL, StaticFiles(packages=[("creditgate.web", "static")]), name="web-static")
     app.add_middleware(SecurityHeaders, prefixes=PREFIXES, stripe=stripe)

@@ -38,7 +38,7 @@ class AccountRow:
 
     @property
     def available(self) -> int:
-        return available_of(self.account)
+        return self.account.available
 
 
 @dataclass(frozen=True)
@@ -74,17 +74,12 @@ class ReconcileStatus:
         return sorted({p["account_id"] for p in self.problems})
 
 
-def available_of(account: Account) -> int:
-    """What the account can still spend: balance plus postpaid allowance minus holds."""
-    return account.balance + account.credit_limit - account.held
-
-
 def status_of(account: Account) -> str:
     """`overdrawn` when the balance is below the postpaid allowance (below 0 when prepaid),
     `no credit` when nothing is left to spend once holds are counted, else `active`."""
-    if account.balance + account.credit_limit < 0:
+    if account.balance + account.allowance < 0:
         return "overdrawn"
-    if available_of(account) <= 0:
+    if account.available <= 0:
         return "no credit"
     return "active"
 
