@@ -7,6 +7,7 @@ import asyncio
 import random
 from collections import defaultdict
 from collections.abc import Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
@@ -95,12 +96,14 @@ def _aware(value: Any) -> datetime:
 
 
 def stored_events(database_url: str, account: str) -> list[StoredEvent]:
-    rows = support.query(
-        database_url,
+    """The account's stored events (read from a thread of its own: Playwright's sync API
+    keeps an event loop running in the test's thread)."""
+    sql = (
         "SELECT occurred_at, provider, model, input_tokens, output_tokens, cached_tokens, cost "
-        "FROM usage_events WHERE account_id = :a",
-        a=account,
+        "FROM usage_events WHERE account_id = :a"
     )
+    with ThreadPoolExecutor(1) as pool:
+        rows = pool.submit(support.query, database_url, sql, a=account).result()
     return [StoredEvent(_aware(r[0]), r[1], r[2], *(int(v) for v in r[3:])) for r in rows]
 
 
