@@ -146,3 +146,21 @@ def test_the_cli_prints_a_link(database_url: str, tmp_path: Path, server: LiveSe
     assert timedelta(minutes=9) < expires - datetime.now(expires.tzinfo) <= timedelta(minutes=10)
     with httpx.Client(base_url=server.base_url, timeout=30) as browser:
         assert browser.get(link_path(link)).status_code == 303
+
+
+def test_a_link_can_carry_the_operators_return_url(server: LiveServer) -> None:
+    account = support.create_account(server)
+    with server.admin() as c:
+        bad = c.post(
+            f"/admin/v1/accounts/{account}/portal-sessions", json={"return_url": "javascript:alert(1)"}
+        )
+        assert bad.status_code == 400 and bad.json()["error"]["field"] == "return_url"
+        r = c.post(
+            f"/admin/v1/accounts/{account}/portal-sessions",
+            json={"return_url": "https://example.com/app?x=1&y=2"},
+        )
+        assert r.status_code == 201, r.text
+    with httpx.Client(base_url=server.base_url, timeout=30) as browser:
+        assert browser.get(link_path(r.json())).status_code == 303
+        page = browser.get("/portal").text
+        assert 'href="https://example.com/app?x=1&amp;y=2"' in page

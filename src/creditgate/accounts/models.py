@@ -40,6 +40,7 @@ portal_links = Table(
     Column("created_at", UTCDateTime, nullable=False),
     Column("expires_at", UTCDateTime, nullable=False),
     Column("used_at", UTCDateTime, nullable=True),
+    Column("return_url", String(500), nullable=True),  # the operator's page the portal links back to
 )
 
 portal_sessions = Table(
@@ -52,4 +53,5 @@ portal_sessions = Table(
     Column("created_at", UTCDateTime, nullable=False),
     Column("expires_at", UTCDateTime, nullable=False),
     Column("ended_at", UTCDateTime, nullable=True),
+    Column("return_url", String(500), nullable=True),
 )

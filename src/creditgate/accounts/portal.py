@@ -10,13 +10,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from urllib.parse import urlsplit
 
 from sqlalchemy import insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from creditgate.accounts.models import portal_links, portal_sessions
 from creditgate.accounts.service import hash_token
-from creditgate.errors import LinkUnusable
+from creditgate.errors import LinkUnusable, ValidationError
 from creditgate.ids import new_secret
 from creditgate.ledger import service as ledger
 
@@ -32,30 +33,50 @@ class Session:
     account_id: str | None
     scope: str
     expires_at: datetime
+    return_url: str | None = None  # where the operator's "back" link goes
 
     @property
     def may_write(self) -> bool:
         return self.scope in ("write", "operator")
 
 
+def check_return_url(value: object) -> str | None:
+    """An absolute http(s) URL of at most 500 characters, or None."""
+    if value is None:
+        return None
+    if not isinstance(value, str) or len(value) > 500 or not value.startswith(("https://", "http://")):
+        raise ValidationError(
+            "return_url must be an http(s) URL of at most 500 characters", field="return_url"
+        )
+    host = urlsplit(value).netloc
+    if not host or any(ch.isspace() or ord(ch) < 32 for ch in value):
+        raise ValidationError("return_url must be an http(s) URL with a host", field="return_url")
+    return value
+
+
 async def create_link(
-    conn: AsyncConnection, account_id: str, now: datetime, ttl: timedelta
+    conn: AsyncConnection, account_id: str, now: datetime, ttl: timedelta, *, return_url: str | None = None
 ) -> tuple[str, datetime]:
     """A new link token for the account (NotFound without the account) and its expiry."""
+    return_url = check_return_url(return_url)
     await ledger.get_account(conn, account_id)
     token = LINK_PREFIX + new_secret(32)
     expires_at = now + ttl
     await conn.execute(
         insert(portal_links).values(
-            token_hash=hash_token(token), account_id=account_id, created_at=now, expires_at=expires_at
+            token_hash=hash_token(token),
+            account_id=account_id,
+            created_at=now,
+            expires_at=expires_at,
+            return_url=return_url,
         )
     )
     return token, expires_at
 
 
-async def use_link(conn: AsyncConnection, token: str, now: datetime) -> str:
-    """Mark the link used and return its account id; LinkUnusable if it was used, has expired
-    or does not exist (the message says which, never anything about other links)."""
+async def use_link(conn: AsyncConnection, token: str, now: datetime) -> tuple[str, str | None]:
+    """Mark the link used and return its account id and return URL; LinkUnusable if it was
+    used, has expired or does not exist (the message says which, nothing about other links)."""
     digest = hash_token(token)
     used = await conn.execute(
         update(portal_links)
@@ -65,11 +86,11 @@ async def use_link(conn: AsyncConnection, token: str, now: datetime) -> str:
             portal_links.c.expires_at > now,
         )
         .values(used_at=now)
-        .returning(portal_links.c.account_id)
+        .returning(portal_links.c.account_id, portal_links.c.return_url)
     )
-    account_id = used.scalar_one_or_none()
-    if account_id is not None:
-        return str(account_id)
+    spent = used.first()
+    if spent is not None:
+        return str(spent.account_id), spent.return_url
     row = (await conn.execute(select(portal_links).where(portal_links.c.token_hash == digest))).first()
     if row is None:
         raise LinkUnusable("This portal link is not valid. Ask for a new link.")
@@ -81,13 +102,19 @@ async def use_link(conn: AsyncConnection, token: str, now: datetime) -> str:
 
 
 async def start_session(
-    conn: AsyncConnection, account_id: str | None, scope: str, now: datetime, ttl: timedelta
+    conn: AsyncConnection,
+    account_id: str | None,
+    scope: str,
+    now: datetime,
+    ttl: timedelta,
+    *,
+    return_url: str | None = None,
 ) -> tuple[str, Session]:
     """A new session token (shown only to the browser's cookie) and what it grants."""
     if scope not in SESSION_SCOPES or (scope == "operator") != (account_id is None):
         raise ValueError(f"no session of scope {scope!r} for account {account_id!r}")
     token = SESSION_PREFIX + new_secret(32)
-    session = Session(account_id=account_id, scope=scope, expires_at=now + ttl)
+    session = Session(account_id=account_id, scope=scope, expires_at=now + ttl, return_url=return_url)
     await conn.execute(
         insert(portal_sessions).values(
             token_hash=hash_token(token),
@@ -95,6 +122,7 @@ async def start_session(
             scope=scope,
             created_at=now,
             expires_at=session.expires_at,
+            return_url=return_url,
         )
     )
     return token, session
@@ -115,7 +143,9 @@ async def find_session(conn: AsyncConnection, token: str, now: datetime) -> Sess
     ).first()
     if row is None:
         return None
-    return Session(account_id=row.account_id, scope=row.scope, expires_at=row.expires_at)
+    return Session(
+        account_id=row.account_id, scope=row.scope, expires_at=row.expires_at, return_url=row.return_url
+    )
 
 
 async def end_session(conn: AsyncConnection, token: str, now: datetime) -> None:

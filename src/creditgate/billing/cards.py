@@ -132,3 +132,52 @@ async def record_customer(
 async def mark_topped_up(conn: AsyncConnection, account_id: str, now: datetime) -> None:
     """A top-up of the account was paid (Cloudflare's `first_topup_success`)."""
     await repo.upsert_profile(conn, account_id, {"first_topup_success": True, "updated_at": now})
+
+
+async def set_default_card(
+    conn: AsyncConnection, account_id: str, payment_method_id: str, now: datetime
+) -> Card:
+    """Make a saved card the one top-ups charge (NotFound for another account's card), and
+    turn auto top-up back on, as saving a new default card does."""
+    await ledger.lock(conn, [account_id])
+    card = await get_card(conn, account_id, payment_method_id)
+    await repo.upsert_profile(
+        conn,
+        account_id,
+        {
+            "default_payment_method_id": card.payment_method_id,
+            "brand": card.brand,
+            "last4": card.last4,
+            "updated_at": now,
+        },
+    )
+    await autotopup_state.reenable(conn, account_id, now)
+    return await get_card(conn, account_id, payment_method_id)
+
+
+async def remove_card(
+    conn: AsyncConnection, account_id: str, payment_method_id: str, now: datetime
+) -> Card | None:
+    """Forget a saved card (NotFound for another account's card). When it was the default,
+    the most recently saved other card becomes the default (returned), or there is none."""
+    await ledger.lock(conn, [account_id])
+    card = await get_card(conn, account_id, payment_method_id)
+    await repo.delete_card(conn, account_id, payment_method_id)
+    if not card.is_default:
+        return None
+    remaining = await repo.list_cards(conn, account_id)
+    successor = remaining[-1] if remaining else None
+    values: dict[str, Any] = {
+        "default_payment_method_id": None,
+        "brand": None,
+        "last4": None,
+        "updated_at": now,
+    }
+    if successor is not None:
+        values.update(
+            default_payment_method_id=successor.payment_method_id,
+            brand=successor.brand,
+            last4=successor.last4,
+        )
+    await repo.upsert_profile(conn, account_id, values)
+    return None if successor is None else await get_card(conn, account_id, successor.payment_method_id)

@@ -103,3 +103,12 @@ async def update_card(
         .where(_cards.account_id == account_id, _cards.payment_method_id == payment_method_id)
         .values(**values)
     )
+
+
+async def delete_card(conn: AsyncConnection, account_id: str, payment_method_id: str) -> bool:
+    deleted = await conn.execute(
+        billing_cards.delete().where(
+            _cards.account_id == account_id, _cards.payment_method_id == payment_method_id
+        )
+    )
+    return bool(deleted.rowcount)

@@ -15,10 +15,13 @@ portal_app = typer.Typer(help="The customer billing portal.", no_args_is_help=Tr
 
 
 @portal_app.command("link")
-def portal_link(account_id: str) -> None:
+def portal_link(
+    account_id: str,
+    return_url: str = typer.Option(None, help="Your page the portal links back to (https://...)."),
+) -> None:
     """Print {url, expires_at}: a link that opens the account's portal once, before it expires."""
 
     async def work(ctx: Context) -> Any:
-        return portal_link_view(await portal.create_link(ctx, account_id))
+        return portal_link_view(await portal.create_link(ctx, account_id, return_url=return_url))
 
     emit(run(work))

@@ -11,7 +11,7 @@ from __future__ import annotations
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
-from creditgate.web import access, portal_pages
+from creditgate.web import access, portal_controls, portal_pages, portal_payments
 from creditgate.web import console as console_pages
 from creditgate.web import usage as usage_pages
 from creditgate.web.errors import error_page
@@ -27,6 +27,8 @@ def install(app: FastAPI) -> None:
     stripe = app.state.services.settings.payments == "stripe"
     app.include_router(access.router)
     app.include_router(portal_pages.router)
+    app.include_router(portal_payments.router)
+    app.include_router(portal_controls.router)
     app.include_router(usage_pages.router)  # /portal/usage
     app.include_router(console_pages.router)  # /console
     app.mount(STATIC_URL, StaticFiles(packages=[("creditgate.web", "static")]), name="web-static")

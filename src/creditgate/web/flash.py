@@ -8,7 +8,7 @@ import json
 from dataclasses import dataclass
 
 from fastapi import Request
-from fastapi.responses import Response
+from fastapi.responses import RedirectResponse, Response
 
 COOKIE = "cg_flash"
 KINDS = ("ok", "error", "info")
@@ -43,3 +43,10 @@ def pop(request: Request) -> list[Flash]:
 
 def clear(response: Response) -> None:
     response.delete_cookie(COOKIE, path="/")
+
+
+def redirect(path: str, kind: str, text: str) -> Response:
+    """POST-redirect-GET: a 303 to `path` that shows `text` there once."""
+    response = RedirectResponse(path, status_code=303)
+    add(response, kind, text)
+    return response

@@ -8,8 +8,9 @@ from urllib.parse import parse_qs
 from fastapi import Request
 
 from creditgate.errors import PayloadTooLarge, ValidationError
-from creditgate.money import parse_usd
+from creditgate.money import UNITS_PER_CENT, parse_usd
 from creditgate.web.security import CSRF_FIELD, check_csrf
+from creditgate.web.sessions import WebSession
 
 MAX_FORM_BYTES = 64 * 1024
 
@@ -34,6 +35,16 @@ class Form:
         if value is None:
             raise ValidationError(f"Enter {label}.", field=name)
         return value
+
+    def cents(self, name: str, label: str) -> int:
+        """A dollar amount in whole cents (what top-ups, auto top-up and limits take)."""
+        units = self.dollars(name, label)
+        if units % UNITS_PER_CENT:
+            raise ValidationError(f"{label.capitalize()} must be in whole cents.", field=name)
+        return units // UNITS_PER_CENT
+
+    def optional_cents(self, name: str, label: str) -> int | None:
+        return None if self.text(name) is None else self.cents(name, label)
 
     def dollars(self, name: str, label: str) -> int:
         """A dollar amount typed by a person ("25", "25.50", "$1,000") as ledger units."""
@@ -72,3 +83,10 @@ async def posted(request: Request) -> Form:
         raise ValidationError("the form must not contain the NUL character")
     check_csrf(request, fields.get(CSRF_FIELD))
     return Form(fields)
+
+
+async def change(request: Request, web: WebSession) -> Form:
+    """A form that changes something: its CSRF token checked, and a read-only session refused."""
+    form = await posted(request)
+    web.require_write()
+    return form

@@ -12,7 +12,7 @@ from fastapi.responses import HTMLResponse
 from jinja2 import Environment, PackageLoader, StrictUndefined
 from markupsafe import Markup, escape
 
-from creditgate.money import UNITS_PER_USD
+from creditgate.money import UNITS_PER_CENT, UNITS_PER_USD
 from creditgate.web import flash
 from creditgate.web.security import csrf_field_value
 
@@ -30,11 +30,16 @@ def money(units: int | None, currency: str = "usd") -> str:
     return f"{'-' if units < 0 else ''}{symbol}{int(whole):,}.{frac.ljust(2, '0')}"
 
 
-def cents_input(units: int | None) -> str:
-    """Units as a plain dollar figure for an input's value ("25.00")."""
-    if units is None:
+def cents(amount: int | None, currency: str = "usd") -> str:
+    """Whole cents (invoices, top-ups, auto top-up settings) as currency."""
+    return money(None if amount is None else amount * UNITS_PER_CENT, currency)
+
+
+def dollars_input(amount_cents: int | None) -> str:
+    """Whole cents as a plain dollar figure for an input's value ("25.00")."""
+    if amount_cents is None:
         return ""
-    return money(units).replace("$", "").replace(",", "")
+    return cents(amount_cents).replace("$", "").replace(",", "")
 
 
 def when(moment: datetime | None, fmt: str = "%Y-%m-%d %H:%M") -> Markup:
@@ -63,7 +68,7 @@ env = Environment(
     trim_blocks=True,
     lstrip_blocks=True,
 )
-env.filters.update(money=money, when=when, day=day, cents_input=cents_input)
+env.filters.update(money=money, cents=cents, when=when, day=day, dollars_input=dollars_input)
 env.globals.update(static=static)
 
 

@@ -64,3 +64,16 @@ async def start_card_setup(ctx: Context, account_id: str) -> SetupSession:
             )
     session = await proc.create_setup_session(customer)
     return SetupSession(session.setup_id, session.client_secret, customer, proc.name)
+
+
+async def set_default_card(ctx: Context, account_id: str, payment_method_id: str) -> Card:
+    """Make a saved card the default (the one top-ups and auto top-ups charge)."""
+    async with ctx.db.write() as conn:
+        return await cards.set_default_card(conn, account_id, payment_method_id, ctx.clock())
+
+
+async def remove_card(ctx: Context, account_id: str, payment_method_id: str) -> Card | None:
+    """Forget a saved card; returns the new default when the removed card was the default.
+    The card stays on the processor's customer, but creditgate never charges it again."""
+    async with ctx.db.write() as conn:
+        return await cards.remove_card(conn, account_id, payment_method_id, ctx.clock())

@@ -38,11 +38,14 @@ def _session_ttl(ctx: Context) -> timedelta:
     return timedelta(hours=ctx.settings.portal_session_hours)
 
 
-async def create_link(ctx: Context, account_id: str) -> PortalLink:
-    """A one-time portal link for the account (NotFound without it)."""
+async def create_link(ctx: Context, account_id: str, *, return_url: str | None = None) -> PortalLink:
+    """A one-time portal link for the account (NotFound without it). `return_url`, like
+    Stripe's, is the operator's page the portal offers to go back to."""
     ttl = timedelta(minutes=ctx.settings.portal_link_minutes)
     async with ctx.db.write() as conn:
-        token, expires_at = await portal.create_link(conn, account_id, ctx.clock(), ttl)
+        token, expires_at = await portal.create_link(
+            conn, account_id, ctx.clock(), ttl, return_url=return_url
+        )
     return PortalLink(url=ctx.settings.base_url.rstrip("/") + LINK_PATH + token, expires_at=expires_at)
 
 
@@ -51,8 +54,10 @@ async def open_link(ctx: Context, link_token: str) -> OpenedSession:
     The link is spent in the same transaction that starts the session."""
     async with ctx.db.write() as conn:
         now = ctx.clock()
-        account_id = await portal.use_link(conn, link_token, now)
-        token, session = await portal.start_session(conn, account_id, "write", now, _session_ttl(ctx))
+        account_id, return_url = await portal.use_link(conn, link_token, now)
+        token, session = await portal.start_session(
+            conn, account_id, "write", now, _session_ttl(ctx), return_url=return_url
+        )
     return OpenedSession(token, session)
 
 

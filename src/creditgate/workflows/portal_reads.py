@@ -6,8 +6,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
+from creditgate.billing import invoices
+from creditgate.billing.invoices import InvoicePage, Preview
+from creditgate.billing.rows import Card
 from creditgate.ledger import service as ledger
 from creditgate.ledger.rows import Account
+from creditgate.workflows import cards
 from creditgate.workflows.context import Context
 
 
@@ -39,3 +43,24 @@ async def balance(ctx: Context, account_id: str) -> Balance:
         if e.expires_at is not None
     ]
     return Balance(account, sorted(promos, key=lambda g: g.expires_at))
+
+
+@dataclass(frozen=True)
+class Invoices:
+    """One page of the account's invoices (newest first) and the current month's draft."""
+
+    page: InvoicePage
+    upcoming: Preview
+
+
+async def invoices_and_upcoming(ctx: Context, account_id: str, *, page: int, per_page: int = 20) -> Invoices:
+    async with ctx.db.read() as conn:
+        listed = await invoices.list_invoices(conn, account_id, page=page, per_page=per_page)
+        upcoming = await invoices.preview(conn, account_id, ctx.clock())
+    return Invoices(listed, upcoming)
+
+
+async def default_card(ctx: Context, account_id: str) -> Card | None:
+    """The card a top-up charges when no other is chosen."""
+    saved = await cards.list_cards(ctx, account_id)
+    return next((card for card in saved if card.is_default), None)

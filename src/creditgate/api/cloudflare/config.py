@@ -12,16 +12,12 @@ from creditgate.api.responses import read_object
 from creditgate.api.schemas import cloudflare as schema
 from creditgate.api.schemas.common import operation
 from creditgate.api.state import Services, services
-from creditgate.billing import topups
-from creditgate.errors import PermissionDenied, ValidationError
-from creditgate.ledger import service as ledger
-from creditgate.limits import config as limits
+from creditgate.errors import PermissionDenied
 from creditgate.limits.config import SpendingLimit
-from creditgate.money import cents, to_cents_number
-from creditgate.workflows import auto_topup
+from creditgate.money import to_cents_number
+from creditgate.workflows import auto_topup, spending_limit
 
 router = APIRouter()
-MIN_LIMIT_CENTS = 100
 
 
 def _may_write_config(svc: Services, caller: Principal) -> None:
@@ -93,11 +89,7 @@ async def get_spending_limit(
     request: Request, account_id: str, caller: Principal = Depends(principal)
 ) -> Response:
     caller.require("read", account_id)
-    svc = services(request)
-    async with svc.db.read() as conn:
-        await ledger.get_account(conn, account_id)
-        limit = await limits.get_limit(conn, account_id)
-    return ok(_limit_wire(limit))
+    return ok(_limit_wire(await spending_limit.get_limit(services(request), account_id)))
 
 
 @router.post(
@@ -115,25 +107,15 @@ async def set_spending_limit(
 ) -> Response:
     """Deprecated on Cloudflare's live service (always 403); creditgate serves it as specified."""
     caller.require("write", account_id)
-    svc = services(request)
     body = await read_object(request, allowed={"amount", "duration", "strategy"})
     require_keys(body, ("amount", "duration", "strategy"))
-    amount = topups.check_cents(body["amount"], "amount", minimum=MIN_LIMIT_CENTS)
-    if body["duration"] not in limits.DURATIONS:
-        raise ValidationError("duration must be one of daily, weekly, monthly", field="duration")
-    if body["strategy"] not in limits.STRATEGIES:
-        raise ValidationError("strategy must be one of fixed, sliding", field="strategy")
-    async with svc.db.write() as conn:
-        await ledger.lock(conn, [account_id])
-        await ledger.get_account(conn, account_id)
-        limit = await limits.set_limit(
-            conn,
-            account_id,
-            amount=cents(amount),
-            duration=body["duration"],
-            strategy=body["strategy"],
-            now=svc.clock(),
-        )
+    limit = await spending_limit.set_limit(
+        services(request),
+        account_id,
+        amount=body["amount"],
+        duration=body["duration"],
+        strategy=body["strategy"],
+    )
     return ok(_limit_wire(limit), status=201)
 
 
@@ -144,9 +126,5 @@ async def delete_spending_limit(
     request: Request, account_id: str, caller: Principal = Depends(principal)
 ) -> Response:
     caller.require("write", account_id)
-    svc = services(request)
-    async with svc.db.write() as conn:
-        await ledger.lock(conn, [account_id])
-        await ledger.get_account(conn, account_id)
-        await limits.delete_limit(conn, account_id)
+    await spending_limit.delete_limit(services(request), account_id)
     return ok({})

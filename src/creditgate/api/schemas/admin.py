@@ -163,6 +163,20 @@ class ReconcileReport(BaseModel):
     problems: list[dict[str, Any]]
 
 
+class PortalSessionCreate(Request):
+    return_url: (
+        Annotated[
+            str,
+            Field(
+                max_length=500,
+                pattern=r"^https?://[^\s/]+",
+                description="The operator's page the portal offers a link back to",
+            ),
+        ]
+        | None
+    ) = None
+
+
 class PortalSession(BaseModel):
     """A one-time billing portal link for the customer (docs/portal.md)."""
 

@@ -32,6 +32,7 @@ def upgrade() -> None:
         sa.Column("created_at", UTCDateTime, nullable=False),
         sa.Column("expires_at", UTCDateTime, nullable=False),
         sa.Column("used_at", UTCDateTime, nullable=True),
+        sa.Column("return_url", sa.String(500), nullable=True),
         sa.PrimaryKeyConstraint("token_hash", name="pk_portal_links"),
     )
     op.create_index("ix_portal_links_account_id", "portal_links", ["account_id"])
@@ -43,6 +44,7 @@ def upgrade() -> None:
         sa.Column("created_at", UTCDateTime, nullable=False),
         sa.Column("expires_at", UTCDateTime, nullable=False),
         sa.Column("ended_at", UTCDateTime, nullable=True),
+        sa.Column("return_url", sa.String(500), nullable=True),
         sa.PrimaryKeyConstraint("token_hash", name="pk_portal_sessions"),
     )
     op.create_index("ix_portal_sessions_account_id", "portal_sessions", ["account_id"])
