@@ -174,3 +174,19 @@ def test_reconcile_status(page: Page, server: LiveServer) -> None:
     with server.admin() as c:
         ok = c.get("/admin/v1/reconcile").json()["ok"]
     expect(page.get_by_test_id("reconcile-ok" if ok else "reconcile-failed")).to_be_visible()
+
+
+def test_the_operator_views_the_customers_portal_read_only(page: Page, server: LiveServer) -> None:
+    account = support.create_account(server, name="Viewed Co")
+    support.grant(server, account, 4200)
+    signed_in(page)
+    page.goto(f"/console/accounts/{account}")
+    page.get_by_role("button", name="View the portal (read-only)").click()
+    expect(page).to_have_url(server.base_url + "/portal")
+    expect(page.locator("header")).to_contain_text("Viewed Co")
+    expect(page.locator("header")).to_contain_text("read-only")
+    expect(page.get_by_test_id("available")).to_have_text("$42.00")
+    page.get_by_role("link", name="Usage").click()
+    expect(page.get_by_role("heading", level=1)).to_have_text("Usage")
+    page.goto("/console")  # the console session is still there
+    expect(page.get_by_role("heading", level=1)).to_have_text("Accounts")

@@ -64,9 +64,10 @@ def test_the_chart_has_one_series_per_model(page: Page, server: LiveServer, data
     want = expected_series(events, period.start, period.end)
     assert len(want) == len(usage_support.MODELS)
     assert chart_series(page, "chart-daily") == want
-    legend = page.locator("svg#chart-daily g.legend").text_content() or ""
+    legend = page.locator("#chart-daily-legend li")
+    assert sorted(legend.evaluate_all("items => items.map(i => i.dataset.series)")) == sorted(want)
     for label in want:
-        assert label in legend
+        expect(legend.filter(has_text=label).first).to_be_visible()
 
     busiest = max(
         {e.occurred_at.date() for e in events if e.occurred_at >= period.start},

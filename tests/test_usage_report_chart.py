@@ -8,7 +8,7 @@ import xml.etree.ElementTree as ET
 from hypothesis import given
 from hypothesis import strategies as st
 
-from creditgate.web.charts import PLOT_HEIGHT, PLOT_TOP, ChartSeries, _nice_ceiling, stacked_bars
+from creditgate.web.charts import PLOT_HEIGHT, PLOT_TOP, ChartSeries, _nice_ceiling, legend_html, stacked_bars
 
 NS = {"svg": "http://www.w3.org/2000/svg"}
 
@@ -84,3 +84,12 @@ def test_nice_ceiling() -> None:
         1000,
         5_000_000_000,
     ]
+
+
+def test_the_html_legend_escapes_and_lists_every_series() -> None:
+    evil = "<b>x</b>"
+    html = legend_html("c", [ChartSeries(evil, [1, 2]), ChartSeries("m", [0])], _usd)
+    root = ET.fromstring(html)
+    assert [li.get("data-series") for li in root.findall("li")] == [evil, "m"]
+    assert "<b>" not in html and "&lt;b&gt;x&lt;/b&gt; <span>$0.03</span>" in html
+    assert legend_html("c", [], _usd).endswith("No usage</p>")

@@ -54,8 +54,10 @@ def stacked_bars(
     series: Sequence[ChartSeries],
     fmt: Callable[[int], str],
     label_every: int = 1,
+    legend: bool = True,
 ) -> str:
-    """An <svg> stacking `series` over the `x_labels` (every `label_every`-th one printed)."""
+    """An <svg> stacking `series` over the `x_labels` (every `label_every`-th one printed),
+    with its legend inside unless `legend` is False (then draw `legend_html` beside it)."""
     count = max(len(x_labels), 1)
     top = _nice_ceiling(max((sum(s.values[i] for s in series) for i in range(len(x_labels))), default=0))
     plot_width = WIDTH - LEFT - RIGHT
@@ -63,7 +65,7 @@ def stacked_bars(
     bar = max(slot * 0.7, 1.0)
     bottom = PLOT_TOP + PLOT_HEIGHT
     per_row = max(1, (WIDTH - LEFT) // LEGEND_COLUMN)
-    legend_rows = -(-len(series) // per_row) if series else 1
+    legend_rows = (-(-len(series) // per_row) if series else 1) if legend else 0
     height = bottom + 28 + legend_rows * LEGEND_ROW
     total = sum(sum(s.values) for s in series)
     desc = (
@@ -88,14 +90,14 @@ def stacked_bars(
         out.append(
             f'<line x1="{LEFT}" x2="{WIDTH - RIGHT}" y1="{_num(y(value))}" y2="{_num(y(value))}" '
             f'stroke="#d0d0d0" stroke-width="1"/>'
-            f'<text x="{LEFT - 6}" y="{_num(y(value) + 4)}" text-anchor="end" font-size="11" '
+            f'<text x="{LEFT - 6}" y="{_num(y(value) + 4)}" text-anchor="end" font-size="13" '
             f'fill="#333">{escape(fmt(value))}</text>'
         )
     for i, label in enumerate(x_labels):
         if i % label_every == 0:
             x = LEFT + slot * i + slot / 2
             out.append(
-                f'<text x="{_num(x)}" y="{bottom + 16}" text-anchor="middle" font-size="11" '
+                f'<text x="{_num(x)}" y="{bottom + 16}" text-anchor="middle" font-size="13" '
                 f'fill="#333">{escape(label)}</text>'
             )
     out.append("</g>")
@@ -117,16 +119,32 @@ def stacked_bars(
                 f"<title>{escape(s.label)}, {escape(x_labels[i])}: {escape(fmt(value))}</title></rect>"
             )
         out.append("</g>")
-    out.append('<g class="legend">')
-    for n, s in enumerate(series):
-        row, column = divmod(n, per_row)
-        x, y0 = LEFT + column * LEGEND_COLUMN, bottom + 30 + row * LEGEND_ROW
-        out.append(
-            f'<rect x="{x}" y="{y0}" width="12" height="12" fill="{PALETTE[n % len(PALETTE)]}"/>'
-            f'<text x="{x + 18}" y="{y0 + 11}" font-size="12" fill="#222">'
-            f"{escape(_short(s.label))} ({escape(fmt(sum(s.values)))})</text>"
-        )
-    if not series:
-        out.append(f'<text x="{LEFT}" y="{bottom + 41}" font-size="12" fill="#222">No usage</text>')
-    out.append("</g></svg>")
+    if legend:
+        out.append('<g class="legend">')
+        for n, s in enumerate(series):
+            row, column = divmod(n, per_row)
+            x, y0 = LEFT + column * LEGEND_COLUMN, bottom + 30 + row * LEGEND_ROW
+            out.append(
+                f'<rect x="{x}" y="{y0}" width="12" height="12" fill="{PALETTE[n % len(PALETTE)]}"/>'
+                f'<text x="{x + 18}" y="{y0 + 11}" font-size="12" fill="#222">'
+                f"{escape(_short(s.label))} ({escape(fmt(sum(s.values)))})</text>"
+            )
+        if not series:
+            out.append(f'<text x="{LEFT}" y="{bottom + 41}" font-size="12" fill="#222">No usage</text>')
+        out.append("</g>")
+    out.append("</svg>")
     return "".join(out)
+
+
+def legend_html(chart_id: str, series: Sequence[ChartSeries], fmt: Callable[[int], str]) -> str:
+    """The chart's legend as an HTML list (it wraps at any width): a swatch, the label and
+    the series total per item."""
+    if not series:
+        return f'<p class="chart-legend muted" id="{escape(chart_id)}-legend">No usage</p>'
+    items = "".join(
+        f'<li data-series="{escape(s.label)}"><svg class="swatch" width="12" height="12" aria-hidden="true">'
+        f'<rect width="12" height="12" fill="{PALETTE[n % len(PALETTE)]}"/></svg>'
+        f"{escape(s.label)} <span>{escape(fmt(sum(s.values)))}</span></li>"
+        for n, s in enumerate(series)
+    )
+    return f'<ul class="chart-legend" id="{escape(chart_id)}-legend" aria-label="Legend">{items}</ul>'

@@ -11,10 +11,10 @@ from urllib.parse import quote
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import RedirectResponse, Response
 
-from creditgate.errors import ValidationError
+from creditgate.errors import Conflict, ValidationError
 from creditgate.web import flash
-from creditgate.web.forms import Form, posted
-from creditgate.web.sessions import WebSession, context, operator_session
+from creditgate.web.forms import Form, change
+from creditgate.web.sessions import PORTAL, WebSession, context, operator_session, set_session_cookie
 from creditgate.web.templating import money, render
 from creditgate.web.usage import usage_csv, usage_view
 from creditgate.workflows import accounts, console, grants, portal, portal_reads
@@ -95,17 +95,16 @@ async def post_credit(
     request: Request, account_id: str, web: WebSession = Depends(operator_session)
 ) -> Response:
     """Grant credit or post a signed adjustment, with a reason; once per rendered form."""
-    form = await posted(request)
-    web.require_write()
+    form = await change(request, web)
     try:
-        change = _credit(form, account_id)
+        credit = _credit(form, account_id)
         posted_entry = await console.post_credit_once(
-            context(request), change, form.fields.get("form_key", "")
+            context(request), credit, form.fields.get("form_key", "")
         )
-    except ValidationError as exc:
+    except (ValidationError, Conflict) as exc:
         return await _account_page(request, account_id, status=exc.status, form_error=exc.message)
     response = RedirectResponse(_account_url(account_id, "/ledger"), status_code=303)
-    verb = "Granted" if isinstance(change, grants.Grant) else "Adjusted by"
+    verb = "Granted" if isinstance(credit, grants.Grant) else "Adjusted by"
     note = "" if posted_entry.new else " (this form was already sent: nothing more was posted)"
     flash.add(response, "ok", f"{verb} {money(posted_entry.entry.amount)}{note}.")
     return response
@@ -116,8 +115,7 @@ async def create_token(
     request: Request, account_id: str, web: WebSession = Depends(operator_session)
 ) -> Response:
     """Issue a token and show its secret on this response only (never stored in clear)."""
-    form = await posted(request)
-    web.require_write()
+    form = await change(request, web)
     ctx = context(request)
     try:
         scope = form.choice("scope", "a scope", SCOPES)
@@ -133,8 +131,7 @@ async def create_token(
 async def revoke_token(
     request: Request, account_id: str, token_id: str, web: WebSession = Depends(operator_session)
 ) -> Response:
-    await posted(request)
-    web.require_write()
+    await change(request, web)
     await accounts.revoke_token(context(request), account_id, token_id)
     response = RedirectResponse(_account_url(account_id), status_code=303)
     flash.add(response, "ok", f"Token {token_id} is revoked.")
@@ -146,10 +143,25 @@ async def portal_link(
     request: Request, account_id: str, web: WebSession = Depends(operator_session)
 ) -> Response:
     """A one-time portal link to hand to the customer, shown on this response."""
-    await posted(request)
-    web.require_write()
+    await change(request, web)
     link = await portal.create_link(context(request), account_id)
     return await _account_page(request, account_id, status=201, portal_link=link)
+
+
+@router.post("/accounts/{account_id}/portal-view")
+async def portal_view(
+    request: Request, account_id: str, web: WebSession = Depends(operator_session)
+) -> Response:
+    """Open the account's portal in this browser with a read-only session: every portal page
+    (balance, top-ups, auto top-up, limits, usage, invoices, cards, billing info) as the
+    customer sees it, changing nothing."""
+    await change(request, web)
+    ctx = context(request)
+    back = ctx.settings.base_url.rstrip("/") + _account_url(account_id)
+    opened = await console.open_portal_view(ctx, account_id, return_url=back)
+    response = RedirectResponse(PORTAL.prefix, status_code=303)
+    set_session_cookie(request, response, PORTAL, opened)
+    return response
 
 
 def _int_param(request: Request, name: str) -> int | None:

@@ -13,7 +13,7 @@ from fastapi.responses import Response
 from markupsafe import Markup
 
 from creditgate.errors import ValidationError
-from creditgate.web.charts import ChartSeries, stacked_bars
+from creditgate.web.charts import ChartSeries, legend_html, stacked_bars
 from creditgate.web.sessions import WebSession, context, portal_session
 from creditgate.web.templating import money, render
 from creditgate.workflows import accounts, usage_report
@@ -52,9 +52,16 @@ def _svg(chart_id: str, title: str, chart: SpendChart) -> Markup:
         labels, every = [s.strftime("%H:00") for s in chart.starts], 3
     series = [ChartSeries(s.label, s.values) for s in chart.series]
     svg = stacked_bars(
-        chart_id=chart_id, title=title, x_labels=labels, series=series, fmt=money, label_every=every
+        chart_id=chart_id,
+        title=title,
+        x_labels=labels,
+        series=series,
+        fmt=money,
+        label_every=every,
+        legend=False,
     )
-    return Markup(svg)  # noqa: S704 - charts.stacked_bars escapes every text it draws
+    # charts.stacked_bars and charts.legend_html escape every text they draw
+    return Markup(svg + legend_html(chart_id, series, money))  # noqa: S704
 
 
 def _table(rows: list[ModelRow], period: Period, csv_query: str) -> Table:

@@ -8,10 +8,11 @@ a page holds at most MAX_PAGE rows whatever is asked."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
 from creditgate.accounts import idempotency
+from creditgate.accounts import portal as portal_sessions
 from creditgate.errors import ValidationError
 from creditgate.ids import new_id
 from creditgate.ledger import directory
@@ -24,6 +25,7 @@ from creditgate.notify.account_history import Event
 from creditgate.workflows import grants
 from creditgate.workflows import reconcile as reconcile_workflow
 from creditgate.workflows.context import Context
+from creditgate.workflows.portal import OpenedSession
 
 _Row = TypeVar("_Row", Account, Entry, Event)
 MAX_PAGE = 100
@@ -205,3 +207,19 @@ async def post_credit_once(
             conn, change.account_id, FORM_SCOPE, form_key, idempotency.StoredResponse(201, str(entry.id))
         )
     return PostedCredit(entry, new=True)
+
+
+async def open_portal_view(ctx: Context, account_id: str, *, return_url: str) -> OpenedSession:
+    """A read-only portal session for the operator to see the account's portal exactly as
+    its customer does (NotFound without the account); the portal offers `return_url`."""
+    async with ctx.db.write() as conn:
+        await ledger.get_account(conn, account_id)
+        token, session = await portal_sessions.start_session(
+            conn,
+            account_id,
+            "read",
+            ctx.clock(),
+            timedelta(hours=ctx.settings.portal_session_hours),
+            return_url=return_url,
+        )
+    return OpenedSession(token, session)
