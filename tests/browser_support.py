@@ -28,11 +28,13 @@ def chromium_or_skip() -> None:
     pytest.skip(message)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser(server: support.LiveServer) -> Iterator[Browser]:
-    """One headless chromium per backend. Playwright's sync API keeps an event loop running
-    in this thread, where `asyncio.run` then fails: so the browser depends on the server (whose
-    database is prepared first) and closes before the next backend's database is prepared."""
+    """One headless chromium per test module and backend. Playwright's sync API keeps an event
+    loop running in this thread, where `asyncio.run` (the database helpers) then fails: so the
+    browser starts after the server (whose database is prepared first) and closes with its
+    module, before any other module or the next backend's database needs `asyncio.run`. Tests
+    that use it read the database over HTTP only."""
     chromium_or_skip()
     with sync_playwright() as playwright:
         launched = playwright.chromium.launch(

@@ -13,7 +13,7 @@ from fastapi.responses import Response
 from creditgate.accounts.portal import Session
 from creditgate.errors import AuthenticationError, PermissionDenied
 from creditgate.web.security import is_https
-from creditgate.workflows import portal
+from creditgate.workflows import accounts, portal
 from creditgate.workflows.context import Context
 
 
@@ -51,6 +51,7 @@ class WebSession:
     area: Area
     token: str
     session: Session
+    label: str = ""  # who is signed in, as the header shows it (the account's name)
 
     @property
     def account_id(self) -> str:
@@ -87,7 +88,10 @@ async def _resolve(request: Request, area: Area) -> WebSession:
     found = await portal.current_session(context(request), token)
     if token is None or found is None or (found.scope == "operator") != area.operator:
         raise SignInRequired(area)
-    web = WebSession(area, token, found)
+    label = "Operator"
+    if found.account_id is not None:
+        label = (await accounts.get_account(context(request), found.account_id)).name
+    web = WebSession(area, token, found, label)
     request.state.web = web
     if found.account_id:
         request.state.account_id = found.account_id  # for the access log
