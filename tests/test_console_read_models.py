@@ -80,7 +80,7 @@ def test_search_text_is_bounded(database_url: str) -> None:
 def _usage(server: support.LiveServer, account: str, events: list[tuple[datetime, str]]) -> None:
     batch = [
         {
-            "id": f"e{i}",
+            "id": f"e{i}-{to_ms(at)}",
             "account_id": account,
             "model": "private",
             "provider": "acme",
@@ -219,3 +219,16 @@ def test_webhook_deliveries_with_attempts(fresh_database_url: str, sink: Sink) -
     assert retried.url == sink.url and retried.next_attempt_at is None and retried.finished_at is not None
     with pytest.raises(NotFound):
         run(fresh_database_url, lambda ctx: console.webhook_page(ctx, "no-such-account"))
+
+
+def test_a_postpaid_account_may_run_below_zero_to_its_limit(
+    server: support.LiveServer, database_url: str
+) -> None:
+    account = support.create_account(server, mode="postpaid", postpaid_limit_cents=1000)
+    _usage(server, account, [(NOW - timedelta(hours=1), "4.00")])
+    row = run(database_url, lambda ctx: console.account_row(ctx, account))
+    assert row.allowance == 10 * 10**9 and row.account.balance == -4 * 10**9
+    assert row.available == 6 * 10**9 and row.status == "active"
+    _usage(server, account, [(NOW - timedelta(hours=2), "6.50")])  # usage reports past the limit
+    row = run(database_url, lambda ctx: console.account_row(ctx, account))
+    assert row.available == -5 * 10**8 and row.status == "overdrawn"

@@ -19,16 +19,6 @@ class Account:
     held: int
     created_at: datetime
 
-    @property
-    def allowance(self) -> int:
-        """The postpaid credit allowance (0 for a prepaid account)."""
-        return self.credit_limit if self.mode == "postpaid" else 0
-
-    @property
-    def available(self) -> int:
-        """What may still be spent: balance - held + the postpaid allowance (limits.decision)."""
-        return self.balance - self.held + self.allowance
-
 
 @dataclass(frozen=True)
 class Entry:

@@ -18,6 +18,7 @@ from creditgate.ids import new_id
 from creditgate.ledger import directory
 from creditgate.ledger import service as ledger
 from creditgate.ledger.rows import Account, Entry
+from creditgate.limits.postpaid import effective_limit
 from creditgate.metering import usage_report
 from creditgate.money import UNITS_PER_CENT, parse_usd
 from creditgate.notify import account_history
@@ -39,8 +40,12 @@ class AccountRow:
     status: str  # see status_of
 
     @property
+    def allowance(self) -> int:
+        return allowance_of(self.account)
+
+    @property
     def available(self) -> int:
-        return self.account.available
+        return available_of(self.account)
 
 
 @dataclass(frozen=True)
@@ -76,12 +81,23 @@ class ReconcileStatus:
         return sorted({p["account_id"] for p in self.problems})
 
 
+def allowance_of(account: Account) -> int:
+    """How far below zero the balance may go: the effective postpaid limit (limits.postpaid;
+    0 for a prepaid account)."""
+    return effective_limit(account.postpaid_hard_limit, account.postpaid_soft_limit)
+
+
+def available_of(account: Account) -> int:
+    """What authorize lets the account spend now: balance - held + the postpaid allowance."""
+    return account.balance - account.held + allowance_of(account)
+
+
 def status_of(account: Account) -> str:
-    """`overdrawn` when the balance is below the postpaid allowance (below 0 when prepaid),
-    `no credit` when nothing is left to spend once holds are counted, else `active`."""
-    if account.balance + account.allowance < 0:
+    """`overdrawn` when the balance is below minus the postpaid allowance (below 0 when
+    prepaid), `no credit` when nothing is left to spend once holds are counted, else `active`."""
+    if account.balance + allowance_of(account) < 0:
         return "overdrawn"
-    if account.available <= 0:
+    if available_of(account) <= 0:
         return "no credit"
     return "active"
 
