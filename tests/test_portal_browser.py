@@ -38,6 +38,14 @@ def test_open_a_portal_link_and_see_the_balance(page: Page, server: LiveServer) 
     expect(page.locator("header")).to_contain_text("Balance Co")
 
 
+def test_a_postpaid_account_sees_its_allowance(page: Page, server: LiveServer) -> None:
+    account = support.create_account(server, mode="postpaid", postpaid_limit_cents=50000)
+    support.grant(server, account, 1000)
+    open_portal(page, server, account)
+    expect(page.get_by_test_id("allowance")).to_have_text("$500.00")
+    expect(page.get_by_test_id("available")).to_have_text("$510.00")
+
+
 def test_promotional_grants_show_their_expiry_in_the_browsers_zone(
     browser: Browser, server: LiveServer
 ) -> None:

@@ -11,7 +11,7 @@ from creditgate.web import flash
 from creditgate.web.forms import change
 from creditgate.web.sessions import WebSession, context, portal_session
 from creditgate.web.templating import render
-from creditgate.workflows import auto_topup, spending_limit
+from creditgate.workflows import auto_topup, window_limits
 
 router = APIRouter(prefix="/portal", include_in_schema=False)
 PERIODS = (("daily", "Day"), ("weekly", "Week"), ("monthly", "Month"))
@@ -81,7 +81,7 @@ async def _limit_page(
     error: str | None = None,
     values: dict[str, str] | None = None,
 ) -> Response:
-    current = await spending_limit.limit_status(context(request), web.account_id)
+    current = await window_limits.limit_status(context(request), web.account_id)
     return render(
         request,
         "portal/spending_limit.html",
@@ -107,7 +107,7 @@ async def set_limit(request: Request, web: WebSession = Depends(portal_session))
         amount = form.cents("amount", "the limit")
         duration = form.choice("duration", "a period", tuple(p for p, _ in PERIODS))
         strategy = form.choice("strategy", "a window", tuple(s for s, _, _ in STRATEGIES))
-        await spending_limit.set_limit(
+        await window_limits.set_limit(
             context(request), web.account_id, amount=amount, duration=duration, strategy=strategy
         )
     except (ValidationError, PermissionDenied) as exc:
@@ -118,5 +118,5 @@ async def set_limit(request: Request, web: WebSession = Depends(portal_session))
 @router.post("/spending-limit/remove")
 async def remove_limit(request: Request, web: WebSession = Depends(portal_session)) -> Response:
     await change(request, web)
-    await spending_limit.delete_limit(context(request), web.account_id)
+    await window_limits.delete_limit(context(request), web.account_id)
     return flash.redirect("/portal/spending-limit", "ok", "The spending limit is removed.")

@@ -11,6 +11,8 @@ from creditgate.billing.invoices import InvoicePage, Preview
 from creditgate.billing.rows import Card
 from creditgate.ledger import service as ledger
 from creditgate.ledger.rows import Account
+from creditgate.limits import postpaid
+from creditgate.limits.postpaid import PostpaidLimits
 from creditgate.workflows import cards
 from creditgate.workflows.context import Context
 
@@ -30,6 +32,18 @@ class PromoGrant:
 class Balance:
     account: Account
     grants: list[PromoGrant]
+    postpaid: PostpaidLimits
+
+    @property
+    def allowance(self) -> int:
+        """How far below zero the balance may go (the effective postpaid limit; 0 prepaid)."""
+        return self.postpaid.effective
+
+    @property
+    def available(self) -> int:
+        """What authorize lets the account spend now (limits.postpaid): balance - held +
+        the effective postpaid limit."""
+        return self.account.balance - self.account.held + self.allowance
 
 
 async def balance(ctx: Context, account_id: str) -> Balance:
@@ -37,12 +51,13 @@ async def balance(ctx: Context, account_id: str) -> Balance:
     async with ctx.db.read() as conn:
         account = await ledger.get_account(conn, account_id)
         grants = await ledger.unexpired_grants(conn, account_id, ctx.clock())
+        postpaid_limits = await postpaid.get_limits(conn, account_id)
     promos = [
         PromoGrant(e.amount, left, e.reason, e.created_at, e.expires_at)
         for e, left in grants
         if e.expires_at is not None
     ]
-    return Balance(account, sorted(promos, key=lambda g: g.expires_at))
+    return Balance(account, sorted(promos, key=lambda g: g.expires_at), postpaid_limits)
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,7 @@ from creditgate.api.state import Services, services
 from creditgate.errors import PermissionDenied
 from creditgate.limits.config import SpendingLimit
 from creditgate.money import to_cents_number
-from creditgate.workflows import auto_topup, spending_limit
+from creditgate.workflows import auto_topup, window_limits
 
 router = APIRouter()
 
@@ -89,7 +89,7 @@ async def get_spending_limit(
     request: Request, account_id: str, caller: Principal = Depends(principal)
 ) -> Response:
     caller.require("read", account_id)
-    return ok(_limit_wire(await spending_limit.get_limit(services(request), account_id)))
+    return ok(_limit_wire(await window_limits.get_limit(services(request), account_id)))
 
 
 @router.post(
@@ -109,7 +109,7 @@ async def set_spending_limit(
     caller.require("write", account_id)
     body = await read_object(request, allowed={"amount", "duration", "strategy"})
     require_keys(body, ("amount", "duration", "strategy"))
-    limit = await spending_limit.set_limit(
+    limit = await window_limits.set_limit(
         services(request),
         account_id,
         amount=body["amount"],
@@ -126,5 +126,5 @@ async def delete_spending_limit(
     request: Request, account_id: str, caller: Principal = Depends(principal)
 ) -> Response:
     caller.require("write", account_id)
-    await spending_limit.delete_limit(services(request), account_id)
+    await window_limits.delete_limit(services(request), account_id)
     return ok({})

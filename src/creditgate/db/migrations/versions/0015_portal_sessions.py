@@ -1,7 +1,7 @@
 """The billing portal's one-time links and browser sessions (hashed tokens only).
 
 Revision ID: 0015_portal_sessions
-Revises: 0011_invoice_parties
+Revises: 0012_postpaid_limits
 """
 
 import sqlalchemy as sa
@@ -10,7 +10,7 @@ from alembic import op
 from creditgate.db.types import UTCDateTime
 
 revision = "0015_portal_sessions"
-down_revision = "0011_invoice_parties"
+down_revision = "0012_postpaid_limits"
 branch_labels = None
 depends_on = None
 

@@ -1,5 +1,6 @@
-"""An account's spending limit: read it with the current window's use, set it, remove it.
-The Cloudflare `spending-limit` routes and the billing portal both call these."""
+"""An account's spending limit per day, week or month (fixed or sliding window): read it with
+the current window's use, set it, remove it. The Cloudflare `spending-limit` routes and the
+billing portal both call these. (The postpaid limits are workflows.spending_limits.)"""
 
 from __future__ import annotations
 
