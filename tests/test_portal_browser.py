@@ -147,7 +147,9 @@ def test_auto_top_up_and_spending_limit_read_back_through_the_cloudflare_sdk(
     # a bad value shows the rule and keeps the saved limit
     page.get_by_label("Limit (USD)").fill("0.50")
     page.get_by_role("button", name="Save limit").click()
-    expect(page.get_by_test_id("form-error")).to_contain_text("amount must be between 100")
+    expect(page.get_by_test_id("form-error")).to_contain_text(
+        "amount must be between $1.00 and $1,000,000.00"
+    )
     assert sdk.spending_limit.get(account_id=account).config.amount == 7525
 
 

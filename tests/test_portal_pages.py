@@ -98,3 +98,21 @@ def test_bad_billing_info_shows_the_message_and_changes_nothing(server: LiveServ
     with server.admin() as c:
         info = c.get(f"/admin/v1/accounts/{account}/billing-info").json()
         assert info["address"]["country"] == "DE"
+
+
+def test_amounts_are_checked_by_the_workflows_and_explained_in_dollars(server: LiveServer) -> None:
+    account, _ = funded_account(server)
+    with portal_client(server, account) as browser:
+        for fields, message in (
+            ({"amount": "5"}, "amount must be between $10.00 and $1,000,000.00"),
+            ({"amount": "10.005"}, "The amount must be in whole cents."),
+            ({"amount": "ten"}, "Enter the amount as a dollar amount such as 25.00."),
+            ({"amount": "-3"}, "The amount must be more than zero."),
+        ):
+            r = post_form(browser, "/portal/top-up", "/portal/top-up", {**fields, "request_key": "k"})
+            assert r.status_code == 400 and message in r.text, (fields, r.text)
+        r = post_form(
+            browser, "/portal/auto-top-up", "/portal/auto-top-up", {"amount": "25", "threshold": "1"}
+        )
+        assert r.status_code == 400 and "threshold must be between $5.00 and" in r.text
+    assert support.balance_units(server, account) == 0

@@ -48,7 +48,10 @@ def check_return_url(value: object) -> str | None:
         raise ValidationError(
             "return_url must be an http(s) URL of at most 500 characters", field="return_url"
         )
-    host = urlsplit(value).netloc
+    try:
+        host = urlsplit(value).netloc
+    except ValueError:  # e.g. an unclosed IPv6 bracket
+        host = ""
     if not host or any(ch.isspace() or ord(ch) < 32 for ch in value):
         raise ValidationError("return_url must be an http(s) URL with a host", field="return_url")
     return value

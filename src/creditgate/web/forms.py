@@ -3,6 +3,7 @@ access to its fields with messages a customer understands."""
 
 from __future__ import annotations
 
+import re
 from urllib.parse import parse_qs
 
 from fastapi import Request
@@ -83,6 +84,24 @@ async def posted(request: Request) -> Form:
         raise ValidationError("the form must not contain the NUL character")
     check_csrf(request, fields.get(CSRF_FIELD))
     return Form(fields)
+
+
+_CENTS = re.compile(r"\b(\d+) and (\d+) cents\b|\b(\d+) cents\b")
+
+
+def in_dollars(message: str) -> str:
+    """A workflow's message about whole cents ("between 1000 and 100000000 cents"), as a
+    person typing dollars reads it ("between $10.00 and $1,000,000.00")."""
+
+    def dollars(cents: str) -> str:
+        return f"${int(cents) // 100:,}.{int(cents) % 100:02d}"
+
+    def replace(match: re.Match[str]) -> str:
+        if match.group(3):
+            return dollars(match.group(3))
+        return f"{dollars(match.group(1))} and {dollars(match.group(2))}"
+
+    return _CENTS.sub(replace, message)
 
 
 async def change(request: Request, web: WebSession) -> Form:

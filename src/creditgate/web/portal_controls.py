@@ -8,7 +8,7 @@ from fastapi.responses import Response
 
 from creditgate.errors import NotFound, PermissionDenied, ValidationError
 from creditgate.web import flash
-from creditgate.web.forms import change
+from creditgate.web.forms import change, in_dollars
 from creditgate.web.sessions import WebSession, context, portal_session
 from creditgate.web.templating import render
 from creditgate.workflows import auto_topup, window_limits
@@ -62,7 +62,9 @@ async def set_auto_top_up(request: Request, web: WebSession = Depends(portal_ses
             monthly_cap=cap,
         )
     except (ValidationError, NotFound) as exc:
-        return await _auto_page(request, web, status=exc.status, error=exc.message, values=form.fields)
+        return await _auto_page(
+            request, web, status=exc.status, error=in_dollars(exc.message), values=form.fields
+        )
     return flash.redirect("/portal/auto-top-up", "ok", "Auto top-up is on.")
 
 
@@ -111,7 +113,9 @@ async def set_limit(request: Request, web: WebSession = Depends(portal_session))
             context(request), web.account_id, amount=amount, duration=duration, strategy=strategy
         )
     except (ValidationError, PermissionDenied) as exc:
-        return await _limit_page(request, web, status=exc.status, error=exc.message, values=form.fields)
+        return await _limit_page(
+            request, web, status=exc.status, error=in_dollars(exc.message), values=form.fields
+        )
     return flash.redirect("/portal/spending-limit", "ok", "The spending limit is saved.")
 
 

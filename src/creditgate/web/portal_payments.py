@@ -8,10 +8,11 @@ from typing import Any
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import RedirectResponse, Response
 
+from creditgate.billing.topups import MIN_TOPUP_CENTS
 from creditgate.errors import PaymentFailed, ValidationError
 from creditgate.ids import new_secret
 from creditgate.web import flash
-from creditgate.web.forms import change
+from creditgate.web.forms import change, in_dollars
 from creditgate.web.sessions import WebSession, context, portal_session
 from creditgate.web.templating import cents, render
 from creditgate.workflows import cards, portal_reads, portal_topup, topup
@@ -47,6 +48,7 @@ async def _top_up_page(
         title="Top up",
         card=await portal_reads.default_card(ctx, web.account_id),
         presets=PRESETS_CENTS,
+        minimum=MIN_TOPUP_CENTS,
         processor=_processor(request),
         sandbox_cards=SANDBOX_CARDS,
         request_key=new_secret(16),
@@ -67,7 +69,7 @@ async def top_up(request: Request, web: WebSession = Depends(portal_session)) ->
     form = await change(request, web)
     try:
         amount = (
-            form.cents("preset", "the amount") if form.text("preset") else form.cents("amount", "an amount")
+            form.cents("preset", "the amount") if form.text("preset") else form.cents("amount", "the amount")
         )
         new_card = form.text("card_number", max_len=100) if _processor(request) == "sandbox" else None
         request_key = form.required("request_key", "the form's key", max_len=64)
@@ -76,7 +78,7 @@ async def top_up(request: Request, web: WebSession = Depends(portal_session)) ->
         )
     except (ValidationError, PaymentFailed) as exc:
         kept = {k: v for k, v in form.fields.items() if k == "amount"}
-        return await _top_up_page(request, web, status=exc.status, error=exc.message, values=kept)
+        return await _top_up_page(request, web, status=exc.status, error=in_dollars(exc.message), values=kept)
     if paid.status == "completed":
         return flash.redirect("/portal", "ok", f"{cents(paid.amount)} was added to your balance.")
     return RedirectResponse(f"/portal/top-up/{paid.invoice_id}", status_code=303)
