@@ -11,7 +11,9 @@ from pydantic import Field, SecretStr, ValidationError, field_validator, model_v
 from pydantic_settings import BaseSettings, NoDecode, PydanticBaseSettingsSource, SettingsConfigDict
 
 ENV_PREFIX = "CREDITGATE_"
-_SECRET_FIELDS = frozenset({"admin_token", "stripe_api_key", "stripe_webhook_secret"})
+_SECRET_FIELDS = frozenset(
+    {"admin_token", "stripe_api_key", "stripe_webhook_secret", "upstream_encryption_key"}
+)
 
 
 class ConfigError(ValueError):
@@ -94,6 +96,11 @@ class Settings(BaseSettings):
     portal_link_minutes: int = Field(default=10, ge=1, le=24 * 60)
     portal_session_hours: int = Field(default=8, ge=1, le=30 * 24)
     stripe_publishable_key: str | None = None
+
+    # The metering proxy (docs/proxy.md): the key that encrypts upstream API keys at rest (any
+    # string; generated into <data_dir>/upstream-key when unset) and the shared connection pool.
+    upstream_encryption_key: SecretStr | None = None
+    proxy_max_connections: int = Field(default=200, ge=1)
     extra: dict[str, str] = Field(default_factory=dict)
 
     @classmethod
@@ -167,7 +174,10 @@ class Settings(BaseSettings):
                 raise ConfigError(f"CREDITGATE_PAYMENTS=stripe needs {' and '.join(missing)}")
         return self
 
-    def secret(self, name: Literal["admin_token", "stripe_api_key", "stripe_webhook_secret"]) -> str | None:
+    def secret(
+        self,
+        name: Literal["admin_token", "stripe_api_key", "stripe_webhook_secret", "upstream_encryption_key"],
+    ) -> str | None:
         """The plain value of a secret setting (for the one place that needs it)."""
         value: SecretStr | None = getattr(self, name)
         return value.get_secret_value() if value else None

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
-from creditgate import jobs, web
+from creditgate import jobs, proxy, web
 from creditgate.api import create_app
 from creditgate.api import errors as api_errors
 from creditgate.api.app import Background
@@ -43,4 +43,6 @@ def build_app(
 def make_app() -> FastAPI:
     settings = Settings.from_env()
     logs.configure(settings.log_format, settings.log_level)
-    return build_app(settings, background=[run_jobs] if settings.run_jobs else None)
+    app = build_app(settings, background=[run_jobs] if settings.run_jobs else None)
+    proxy.install(app)  # the metering proxy: /openai/v1/..., /anthropic/v1/... (docs/proxy.md)
+    return app
