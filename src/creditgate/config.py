@@ -101,6 +101,12 @@ class Settings(BaseSettings):
     # string; generated into <data_dir>/upstream-key when unset) and the shared connection pool.
     upstream_encryption_key: SecretStr | None = None
     proxy_max_connections: int = Field(default=200, ge=1)
+    # Usage applier (issue 13, docs/workflows.md): "deferred" answers a usage report once its
+    # events are stored and an applier (in `serve` and `creditgate worker`) posts the debit,
+    # rollups and spend off the request path; "inline" applies them in the request's transaction.
+    usage_apply: Literal["deferred", "inline"] = "deferred"
+    usage_apply_batch: int = Field(default=5000, ge=1)  # pending rows per apply transaction
+    usage_apply_poll_seconds: float = Field(default=0.2, gt=0)  # wake-up when no ingest signals
     extra: dict[str, str] = Field(default_factory=dict)
 
     @classmethod

@@ -70,6 +70,13 @@ class Conflict(CreditgateError):
     code = "conflict"
 
 
+class FailedPrecondition(CreditgateError):
+    """The request is well formed but the account cannot do it now, e.g. no card to charge."""
+
+    status = 400
+    code = "failed_precondition"
+
+
 class PaymentFailed(CreditgateError):
     """The card processor declined or failed the charge."""
 

@@ -43,6 +43,9 @@ def build_app(
 def make_app() -> FastAPI:
     settings = Settings.from_env()
     logs.configure(settings.log_format, settings.log_level)
-    app = build_app(settings, background=[run_jobs] if settings.run_jobs else None)
+    background: list[Background] = [run_jobs] if settings.run_jobs else []
+    if settings.usage_apply == "deferred":  # usage is posted off the request path, here too
+        background.append(jobs.run_usage_applier)
+    app = build_app(settings, background=background or None)
     proxy.install(app)  # the metering proxy: /openai/v1/..., /anthropic/v1/... (docs/proxy.md)
     return app

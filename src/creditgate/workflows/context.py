@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass, field
 
 from creditgate.billing.inbox import Handlers
@@ -35,6 +36,8 @@ class Context:
     usage_queue: UsageQueue = field(init=False, repr=False)  # group commit of usage reports
     authorize_batcher: AuthorizeBatcher = field(init=False, repr=False)
     settle_batcher: SettleBatcher = field(init=False, repr=False)
+    # set after a usage report stored events: wakes the usage applier (workflows/apply_usage.py)
+    usage_stored: asyncio.Event = field(default_factory=asyncio.Event, repr=False)
 
     def __post_init__(self) -> None:
         self.seller = seller_of(self.settings)

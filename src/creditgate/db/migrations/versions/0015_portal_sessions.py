@@ -10,7 +10,7 @@ from alembic import op
 from creditgate.db.types import UTCDateTime
 
 revision = "0015_portal_sessions"
-down_revision = "0017_upstreams"
+down_revision = "0018_usage_applier"
 branch_labels = None
 depends_on = None
 
