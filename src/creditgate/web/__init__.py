@@ -12,6 +12,8 @@ from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
 from creditgate.web import access, portal_controls, portal_pages, portal_payments
+from creditgate.web import console as console_pages
+from creditgate.web import usage as usage_pages
 from creditgate.web.errors import error_page
 from creditgate.web.security import SecurityHeaders
 from creditgate.web.templating import STATIC_URL
@@ -27,5 +29,7 @@ def install(app: FastAPI) -> None:
     app.include_router(portal_pages.router)
     app.include_router(portal_payments.router)
     app.include_router(portal_controls.router)
+    app.include_router(usage_pages.router)  # /portal/usage
+    app.include_router(console_pages.router)  # /console
     app.mount(STATIC_URL, StaticFiles(packages=[("creditgate.web", "static")]), name="web-static")
     app.add_middleware(SecurityHeaders, prefixes=PREFIXES, stripe=stripe)
