@@ -57,6 +57,8 @@ def create_app(
         if settings.auto_migrate:
             await prepare_database(database, clock)
         tasks = [asyncio.create_task(job(svc)) for job in background or []]
+        if svc.tokens.listened:  # revocations from every process evict (accounts/revocation.py)
+            tasks.append(asyncio.create_task(svc.tokens.listen(database.url)))
         try:
             yield
         finally:

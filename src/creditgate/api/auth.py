@@ -1,10 +1,10 @@
 """Credentials: `Authorization: Bearer <token>`, or `X-Auth-Email` + `X-Auth-Key` with the key
-as the token. Resolved principals are cached for a few seconds per process."""
+as the token. Resolved principals are cached per process until revoked (the cache and how
+revocation reaches every process: accounts/revocation.py)."""
 
 from __future__ import annotations
 
 import hashlib
-import time
 
 from fastapi import Request
 
@@ -12,9 +12,6 @@ from creditgate.accounts import service as accounts
 from creditgate.accounts.principal import Principal
 from creditgate.api.state import services
 from creditgate.errors import AuthenticationError, MissingCredentials
-
-CACHE_SECONDS = 5.0
-_cache: dict[str, tuple[Principal, float]] = {}
 
 
 def presented_secrets(request: Request) -> list[str]:
@@ -36,24 +33,15 @@ async def principal(request: Request) -> Principal:
     svc = services(request)
     for secret in presented_secrets(request):
         digest = hashlib.sha256(secret.encode()).hexdigest()
-        hit = _cache.get(digest)
-        now = time.monotonic()
-        if hit is not None and hit[1] > now:
-            request.state.account_id = hit[0].account_id  # for the access log
-            return hit[0]
-        try:
-            async with svc.db.read() as conn:
-                found = await accounts.authenticate(conn, secret, svc.settings.secret("admin_token"))
-        except AuthenticationError:
-            continue
-        if len(_cache) > 10_000:
-            _cache.clear()
-        _cache[digest] = (found, now + CACHE_SECONDS)
+        found = svc.tokens.get(digest)
+        if found is None:
+            generation = svc.tokens.begin()
+            try:
+                async with svc.db.read() as conn:
+                    found = await accounts.authenticate(conn, secret, svc.settings.secret("admin_token"))
+            except AuthenticationError:
+                continue
+            svc.tokens.put(digest, found, generation)
         request.state.account_id = found.account_id  # for the access log
         return found
     raise AuthenticationError("Invalid access token")
-
-
-def forget_cached_tokens() -> None:
-    """Drop cached principals (after a revocation in this process)."""
-    _cache.clear()
