@@ -23,12 +23,38 @@ CLI = Path(sys.executable).with_name("creditgate")
 class Cluster:
     """The base URLs of the running servers (clients spread over them) and every process."""
 
-    servers: list[str]
+    env: dict[str, str]
+    data_dir: Path
+    stack: ExitStack
+    servers: list[str] = field(default_factory=list)
     processes: list[subprocess.Popen[bytes]] = field(default_factory=list)
 
     def client(self, index: int, token: str | None = support.ADMIN_TOKEN) -> httpx.Client:
         headers = {"Authorization": f"Bearer {token}"} if token else {}
-        return httpx.Client(base_url=self.servers[index], headers=headers, timeout=60)
+        return httpx.Client(base_url=self.servers[index % len(self.servers)], headers=headers, timeout=60)
+
+    def start_server(self) -> str:
+        """One more `creditgate serve` (jobs off) on a free port; its base URL once it answers."""
+        port = support.free_port()
+        log = self.data_dir / f"serve-{len(self.servers)}.log"
+        proc = self._spawn(["serve", "--host", "127.0.0.1", "--port", str(port)], log)
+        base = f"http://127.0.0.1:{port}"
+        _wait_until_up(base, proc, log)
+        self.servers.append(base)
+        return base
+
+    def start_workers(self, count: int) -> None:
+        """`count` more `creditgate worker --interval 0.2` processes."""
+        for _ in range(count):
+            self._spawn(["worker", "--interval", "0.2"], self.data_dir / f"worker-{len(self.processes)}.log")
+
+    def _spawn(self, args: list[str], log: Path) -> subprocess.Popen[bytes]:
+        # output to a file, never an unread pipe (a full pipe would block the process)
+        with log.open("wb") as out:
+            proc = subprocess.Popen([str(CLI), *args], env=self.env, stdout=out, stderr=subprocess.STDOUT)
+        self.stack.callback(_stop, proc)
+        self.processes.append(proc)
+        return proc
 
 
 def environment(database_url: str, data_dir: Path, **extra: str) -> dict[str, str]:
@@ -42,12 +68,6 @@ def environment(database_url: str, data_dir: Path, **extra: str) -> dict[str, st
         "CREDITGATE_ADMIN_TOKEN": support.ADMIN_TOKEN,
         **extra,
     }
-
-
-def _spawn(args: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
-    # output to a file, never an unread pipe (a full pipe would block the process)
-    with log.open("wb") as out:
-        return subprocess.Popen([str(CLI), *args], env=env, stdout=out, stderr=subprocess.STDOUT)
 
 
 def _wait_until_up(base_url: str, proc: subprocess.Popen[bytes], log: Path) -> None:
@@ -78,24 +98,13 @@ def cluster(
     database_url: str, data_dir: Path, *, servers: int = 2, workers: int = 0, **settings: str
 ) -> Iterator[Cluster]:
     """`servers` x `creditgate serve` (each on its own free port, jobs off) and `workers` x
-    `creditgate worker --interval 0.2`, all on `database_url`; every process is stopped and
-    waited for on exit."""
+    `creditgate worker`, all on `database_url`; every process is stopped and waited for on exit."""
     env = environment(database_url, data_dir, CREDITGATE_RUN_JOBS="false", **settings)
     with ExitStack() as stack:
-        running = Cluster(servers=[])
-        for index in range(servers):
-            port = support.free_port()
-            log = data_dir / f"serve-{index}.log"
-            proc = _spawn(["serve", "--host", "127.0.0.1", "--port", str(port)], env, log)
-            stack.callback(_stop, proc)
-            running.processes.append(proc)
-            base = f"http://127.0.0.1:{port}"
-            _wait_until_up(base, proc, log)
-            running.servers.append(base)
-        for index in range(workers):
-            proc = _spawn(["worker", "--interval", "0.2"], env, data_dir / f"worker-{index}.log")
-            stack.callback(_stop, proc)
-            running.processes.append(proc)
+        running = Cluster(env=env, data_dir=data_dir, stack=stack)
+        for _ in range(servers):
+            running.start_server()
+        running.start_workers(workers)
         yield running
         for proc in running.processes:
             assert proc.poll() is None, f"a creditgate process exited early ({proc.args})"
