@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -55,6 +56,19 @@ class Cluster:
         self.stack.callback(_stop, proc)
         self.processes.append(proc)
         return proc
+
+
+def usage_event(account: str, event_id: str, cost_usd: str = "0.01") -> dict[str, Any]:
+    """One usage event of `account` (the gateway's usage shape)."""
+    return {
+        "id": event_id,
+        "account_id": account,
+        "model": "gpt-4o",
+        "provider": "openai",
+        "input_tokens": 10,
+        "output_tokens": 5,
+        "cost_usd": cost_usd,
+    }
 
 
 def environment(database_url: str, data_dir: Path, **extra: str) -> dict[str, str]:

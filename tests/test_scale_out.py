@@ -19,6 +19,7 @@ from creditgate.money import UNITS_PER_CENT as CENT
 from creditgate.money import parse_usd
 from tests import cluster_support, support
 from tests.cloudflare_support import sandbox_charges
+from tests.cluster_support import usage_event
 
 pytestmark = pytest.mark.postgres
 
@@ -75,18 +76,6 @@ def _balance(running: cluster_support.Cluster, account: str, server: int = 0) ->
         return parse_usd(r.json()["balance_usd"])
 
 
-def _event(account: str, event_id: str, cost_usd: str) -> dict[str, Any]:
-    return {
-        "id": event_id,
-        "account_id": account,
-        "model": "gpt-4o",
-        "provider": "openai",
-        "input_tokens": 10,
-        "output_tokens": 5,
-        "cost_usd": cost_usd,
-    }
-
-
 def test_1_concurrent_authorizations_on_both_servers_never_overspend(
     running: cluster_support.Cluster,
 ) -> None:
@@ -120,7 +109,7 @@ def test_2_the_same_batch_sent_to_both_servers_at_once_is_charged_once(
     running: cluster_support.Cluster, pg_url: str
 ) -> None:
     account, token = _account(running, grant_cents=1000)
-    batch = {"events": [_event(account, f"e-{i}", "0.05") for i in range(20)]}
+    batch = {"events": [usage_event(account, f"e-{i}", "0.05") for i in range(20)]}
     accepted = 0
     for _ in range(5):  # five races, the same batch each time
         start = threading.Barrier(2)
@@ -169,7 +158,7 @@ def test_3_workers_charge_one_top_up_and_close_each_month_once(
 
     def spend(i: int) -> None:  # $2.00 over both servers: the balance crosses $5 once
         with running.client(i, token) as c:
-            r = c.post("/v1/gateway/usage", json={"events": [_event(account, f"s-{i}", "0.10")]})
+            r = c.post("/v1/gateway/usage", json={"events": [usage_event(account, f"s-{i}", "0.10")]})
             assert r.status_code == 200 and r.json()["accepted"] == 1, r.text
 
     _on_both(20, spend)
