@@ -13,14 +13,22 @@ from creditgate.accounts.principal import Principal
 from creditgate.api.state import services
 from creditgate.errors import AuthenticationError, MissingCredentials
 
+_CREDENTIAL_HEADERS = frozenset({b"authorization", b"x-auth-key", b"x-auth-email"})
+
 
 def presented_secrets(request: Request) -> list[str]:
-    """Every credential on the request, Bearer first. MissingCredentials if there are none."""
+    """Every credential on the request, Bearer first. MissingCredentials if there are none.
+    (One pass over the raw headers: three lookups through Starlette's Headers, each a scan,
+    two of them usually a KeyError, were ~10 % of an authorize's CPU under py-spy.)"""
+    found: dict[bytes, str] = {}
+    for name, value in request.scope["headers"]:
+        if name in _CREDENTIAL_HEADERS and name not in found:  # the first of each, as Headers.get
+            found[name] = value.decode("latin-1")
     secrets: list[str] = []
-    header = request.headers.get("authorization", "")
+    header = found.get(b"authorization", "")
     if header[:7].lower() == "bearer " and header[7:].strip():
         secrets.append(header[7:].strip())
-    key, email = request.headers.get("x-auth-key"), request.headers.get("x-auth-email")
+    key, email = found.get(b"x-auth-key"), found.get(b"x-auth-email")
     if key and email:
         secrets.append(key.strip())
     if not secrets:
