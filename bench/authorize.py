@@ -301,7 +301,7 @@ async def populate(url: str) -> list[str]:
                 name=a,
                 currency="USD",
                 mode="prepaid",
-                credit_limit=0,
+                postpaid_hard_limit=0,
                 balance=credit.get(a, cents(100_000)),
                 held=0,
                 created_at=now,

@@ -81,9 +81,7 @@ def prepare(url: str, n_accounts: int) -> list[str]:
             await prepare_database(db)
             async with db.write() as conn:
                 for account in ids:
-                    await ledger.open_account(
-                        conn, account, name="bench", mode="prepaid", credit_limit=0, now=system_clock()
-                    )
+                    await ledger.open_account(conn, account, name="bench", mode="prepaid", now=system_clock())
         finally:
             await db.dispose()
 

@@ -76,7 +76,7 @@ def test_insufficient_credit_is_denied_without_retry(server: support.LiveServer)
 
 
 def test_postpaid_allowance_counts(server: support.LiveServer) -> None:
-    account = support.create_account(server, mode="postpaid", credit_limit_cents=10)
+    account = support.create_account(server, mode="postpaid", postpaid_limit_cents=10)
     with server.admin() as c:
         assert authorize(c, account, "a", estimate="0.10")["allowed"] is True
         assert authorize(c, account, "b", estimate="0.01")["reason"] == "insufficient_credit"

@@ -271,8 +271,8 @@ def test_admin_account_creation_bad_input(server: support.LiveServer, database_u
         ({"id": 5}, "id"),
         ({}, "id"),
         ({"id": support.new_account_id(), "mode": "free"}, "mode"),
-        ({"id": support.new_account_id(), "credit_limit_cents": -1}, "credit_limit_cents"),
-        ({"id": support.new_account_id(), "credit_limit_cents": 10**20}, "credit_limit_cents"),
+        ({"id": support.new_account_id(), "postpaid_limit_cents": -1}, "postpaid_limit_cents"),
+        ({"id": support.new_account_id(), "postpaid_limit_cents": 10**20}, "postpaid_limit_cents"),
         ({"id": support.new_account_id(), "name": "n" * 201}, "name"),
         ({"id": support.new_account_id(), "color": "red"}, "color"),
     ]

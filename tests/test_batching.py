@@ -26,7 +26,7 @@ async def _open(db: Database, accounts: list[str], usd: int) -> None:
     now = system_clock()
     async with db.write() as conn:
         for account in accounts:
-            await ledger.open_account(conn, account, name="b", mode="prepaid", credit_limit=0, now=now)
+            await ledger.open_account(conn, account, name="b", mode="prepaid", now=now)
             await ledger.post(conn, [ledger.Posting(account, "adjustment", usd * UNITS_PER_USD)], now)
 
 

@@ -262,7 +262,7 @@ def test_invoice_preview_amount_due_is_what_credits_did_not_cover(
 ) -> None:
     server, clock = clocked
     clock.now = NOW
-    account = support.create_account(server, mode="postpaid", credit_limit_cents=100_000)
+    account = support.create_account(server, mode="postpaid", postpaid_limit_cents=100_000)
     support.grant(server, account, 100)
     ingest(
         server,

@@ -37,7 +37,7 @@ def _run(url: str, body: Callable[[Database, ManualClock], Awaitable[Any]]) -> A
 async def _open(db: Database, clock: ManualClock) -> str:
     account = support.new_account_id()
     async with db.write() as conn:
-        await ledger.open_account(conn, account, name="t", mode="prepaid", credit_limit=0, now=clock())
+        await ledger.open_account(conn, account, name="t", mode="prepaid", now=clock())
     return account
 
 

@@ -2,7 +2,8 @@
 PL/pgSQL (limits/authorize_many.sql, what PostgreSQL runs). These tests keep the twins equal.
 
 Hypothesis plays the same random sequence of authorize batches, settles, voids, expiries, usage
-without a hold, grants, limit changes and clock steps in three worlds:
+without a hold, grants, window limit changes, postpaid hard and soft limit changes and clock steps
+in three worlds:
 
 - the Python twin on SQLite (production's SQLite path),
 - the Python twin on PostgreSQL (same engine as the SQL twin: isolates the rules),
@@ -36,10 +37,10 @@ from creditgate.accounts import service as accounts
 from creditgate.accounts.principal import OPERATOR
 from creditgate.config import normalize_database_url
 from creditgate.db import Database
-from creditgate.errors import Conflict, NotFound
+from creditgate.errors import Conflict, NotFound, ValidationError
 from creditgate.ledger import service as ledger
 from creditgate.limits import config as limit_config
-from creditgate.limits import decision, postgres
+from creditgate.limits import decision, postgres, postpaid
 from creditgate.limits import service as limits
 from creditgate.limits.holds import Decision, HoldRequest
 from creditgate.limits.models import holds, limit_state
@@ -93,11 +94,16 @@ ops = st.one_of(
     st.tuples(st.just("spend"), account_no, st.sampled_from([1, 5, 10, 20])),
     st.tuples(st.just("grant"), account_no, st.sampled_from([1, 10, 30])),
     st.tuples(st.just("limit"), account_no, limit_st),
+    # postpaid limits (cents): refused ones (above 0 on a prepaid account, a soft limit above the
+    # hard one) are answers too
+    st.tuples(st.just("hard"), account_no, st.sampled_from([0, 5, 10, 30])),
+    st.tuples(st.just("soft"), account_no, st.sampled_from([0, 1, 5, 10, 30])),
 )
 account_st = st.tuples(
     st.sampled_from([0, 1, 10, 20, 50, 100]),  # balance, cents
     st.sampled_from(["prepaid", "postpaid"]),
-    st.sampled_from([0, 10, 30]),  # credit limit when postpaid, cents
+    st.sampled_from([0, 10, 30]),  # hard postpaid limit when postpaid, cents
+    st.one_of(st.none(), st.sampled_from([0, 5, 10, 30])),  # soft limit (capped by the hard one)
     limit_st,
 )
 
@@ -196,11 +202,14 @@ async def _setup(world: World, tag: str, setup: list[Any], now: datetime) -> Non
     world.ids = [f"{world.prefix}{tag}{k}" for k in range(ACCOUNTS + 1)]
     world.hold_ids = {}
     async with Transaction(world) as conn:
-        for k, (balance, mode, credit_limit, limit) in enumerate(setup):
+        for k, (balance, mode, hard, soft, limit) in enumerate(setup):
             account = world.ids[k]
+            hard = hard if mode == "postpaid" else 0
             await accounts.create_account(
-                conn, account, name=None, mode=mode, now=now, credit_limit=credit_limit * CENT
+                conn, account, name=None, mode=mode, now=now, postpaid_limit=hard * CENT
             )
+            if soft is not None:
+                await postpaid.set_soft_limit(conn, account, min(soft, hard) * CENT)
             if balance:
                 await ledger.post(conn, [ledger.Posting(account, "grant", balance * CENT)], now)
             if limit is not None:
@@ -258,6 +267,12 @@ async def _step(world: World, op: tuple[Any, ...], now: datetime) -> Any:
         if kind == "grant":
             await ledger.post(conn, [ledger.Posting(world.ids[op[1]], "grant", op[2] * CENT)], now)
             return None
+        if kind in ("hard", "soft"):
+            setter = postpaid.set_hard_limit if kind == "hard" else postpaid.set_soft_limit
+            try:
+                return (await setter(conn, world.ids[op[1]], op[2] * CENT)).effective
+            except ValidationError:
+                return "ValidationError"
         if kind == "limit":
             account, limit = world.ids[op[1]], op[2]
             if limit is None:
@@ -294,6 +309,7 @@ async def _state(world: World) -> list[Any]:
                 {
                     "balance": int(row.balance),
                     "held": int(row.held),
+                    "postpaid": (row.postpaid_hard_limit, row.postpaid_soft_limit),
                     "holds": [
                         tuple(v for k, v in r._mapping.items() if k not in ("id", "account_id"))
                         for r in hold_rows
@@ -354,7 +370,7 @@ def test_sliding_day_is_24_hours_whatever_the_session_time_zone(twins: Twins) ->
     """Spend recorded 23.5 h before a request still counts in a daily sliding window, across the
     US daylight-saving change (2027-03-14 07:00 UTC), with the session in New York time; so does
     the retry-after. The 0004 function used '1 day', which is 23 h in New York on that day."""
-    funded = (100, "prepaid", 0, (30, "daily", "sliding"))
+    funded = (100, "prepaid", 0, None, (30, "daily", "sliding"))
     steps = [
         ("spend", 0, 20),
         ("wait", 23 * 3600 + 1800),

@@ -43,7 +43,7 @@ def test_group_keeps_each_answer_and_isolates_a_failing_batch(
         now = system_clock()
         async with db.write() as conn:
             for account in (a, b, rich):
-                await ledger.open_account(conn, account, name="q", mode="prepaid", credit_limit=0, now=now)
+                await ledger.open_account(conn, account, name="q", mode="prepaid", now=now)
             # one more dollar of debt and this account passes the balance bound
             await ledger.post(conn, [ledger.Posting(rich, "adjustment", -MAX_AMOUNT + 10**9)], now)
         groups: list[int] = []

@@ -46,7 +46,7 @@ def _put_billing_info(server: support.LiveServer, account: str, body: dict[str, 
 
 
 def test_statement_pdf_for_a_unicode_buyer(w: World) -> None:
-    account = support.create_account(w.server, mode="postpaid", credit_limit_cents=100_000)
+    account = support.create_account(w.server, mode="postpaid", postpaid_limit_cents=100_000)
     r = _put_billing_info(
         w.server,
         account,

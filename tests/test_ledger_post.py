@@ -28,9 +28,7 @@ def test_post_returns_balances_and_leaves_locked_alone(database_url: str) -> Non
         try:
             async with db.write() as conn:
                 for account in (a, b):
-                    await ledger.open_account(
-                        conn, account, name=account, mode="prepaid", credit_limit=0, now=NOW
-                    )
+                    await ledger.open_account(conn, account, name=account, mode="prepaid", now=NOW)
             async with db.write() as conn:
                 locked = await ledger.lock(conn, [a, b])
                 before = dict(locked)
@@ -62,7 +60,7 @@ def test_reads_are_typed_rows(database_url: str) -> None:
         db = Database(normalize_database_url(database_url), pool_size=2)
         try:
             async with db.write() as conn:
-                await ledger.open_account(conn, account, name="t", mode="postpaid", credit_limit=0, now=NOW)
+                await ledger.open_account(conn, account, name="t", mode="postpaid", now=NOW)
                 await ledger.post(conn, [ledger.Posting(account, "grant", cents(7))], NOW)
                 invoice = await invoices.issue_invoice(
                     conn,

@@ -263,9 +263,7 @@ async def _world(db: Database, model: Model | None) -> World:
     world = World(db, ManualClock(START), [support.new_account_id() for _ in range(N_ACCOUNTS)])
     async with db.write() as conn:
         for account in world.accounts:
-            await ledger.open_account(
-                conn, account, name="p", mode="prepaid", credit_limit=0, now=world.clock()
-            )
+            await ledger.open_account(conn, account, name="p", mode="prepaid", now=world.clock())
             if model is not None:
                 model.open(account)
     return world

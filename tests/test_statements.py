@@ -103,7 +103,7 @@ def test_two_runners_close_each_month_once(w: World) -> None:
 
 
 def test_postpaid_statement_asks_for_usage_not_covered_by_credit(w: World) -> None:
-    account = support.create_account(w.server, mode="postpaid", credit_limit_cents=100_000)
+    account = support.create_account(w.server, mode="postpaid", postpaid_limit_cents=100_000)
     support.grant(w.server, account, 300)
     _report(w, account, [{"id": "p1", "model": "gpt-4o", "provider": "openai", "cost_usd": "5.00"}])
     _to_july_first(w, minutes=60)

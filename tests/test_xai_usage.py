@@ -5,6 +5,7 @@ COUNT and token sums; the exact body; each error case."""
 
 from __future__ import annotations
 
+import json
 import random
 from collections import defaultdict
 from collections.abc import Callable
@@ -24,7 +25,9 @@ MODELS = [
     ("anthropic", "claude-sonnet-4"),
     ("acme", "own-model"),
 ]
+KEYS = ["key-a", "key-b", 4711, None]  # metadata.api_key_id; an integer is read as its digits
 FIRST = datetime(2025, 10, 30, tzinfo=UTC)
+WHOLE_RANGE = {"startTime": "2025-10-30 00:00:00", "endTime": "2025-11-05 00:00:00", "timezone": "Etc/GMT"}
 SPAN_MINUTES = 6 * 24 * 60  # events over 2025-10-30 .. 2025-11-05 (UTC)
 
 
@@ -46,6 +49,8 @@ def _events(seed: int) -> list[dict[str, Any]]:
         }
         if provider == "acme":
             event["cost_usd"] = f"0.{rng.randrange(10**8):08d}"
+        if KEYS[i % len(KEYS)] is not None:
+            event["metadata"] = {"gateway_id": "edge-1", "api_key_id": KEYS[i % len(KEYS)]}
         out.append(event)
     return out
 
@@ -97,6 +102,10 @@ def local(moment: datetime, zone: ZoneInfo) -> str:
     return moment.astimezone(zone).strftime("%Y-%m-%d %H:%M:%S")
 
 
+def time_range(start: datetime, end: datetime, zone: ZoneInfo) -> dict[str, str]:
+    return {"startTime": local(start, zone), "endTime": local(end, zone), "timezone": zone.key}
+
+
 def d(*parts: int) -> datetime:
     return datetime(*parts, tzinfo=UTC)  # type: ignore[misc]
 
@@ -139,11 +148,7 @@ def test_buckets_agree_with_the_stored_events(
         server,
         team,
         {
-            "timeRange": {
-                "startTime": local(start, zone),
-                "endTime": local(end, zone),
-                "timezone": zone_name,
-            },
+            "timeRange": time_range(start, end, zone),
             "timeUnit": unit_name,
             "values": [
                 {"name": "usd", "aggregation": "AGGREGATION_SUM"},
@@ -216,11 +221,7 @@ def test_none_groups_and_filters(server: support.LiveServer, team: Team) -> None
 def test_unit_types_split_tokens_exactly_and_cost_in_full(server: support.LiveServer, team: Team) -> None:
     inside = [e for e in stored(server, team) if e[0] < datetime(2025, 11, 5, tzinfo=UTC)]
     request = {
-        "timeRange": {
-            "startTime": "2025-10-30 00:00:00",
-            "endTime": "2025-11-05 00:00:00",
-            "timezone": "Etc/GMT",
-        },
+        "timeRange": WHOLE_RANGE,
         "timeUnit": "TIME_UNIT_NONE",
         "values": [
             {"name": "usd", "aggregation": "AGGREGATION_SUM"},
@@ -334,9 +335,7 @@ def test_bad_requests_are_400(server: support.LiveServer, team: Team) -> None:
         {"analyticsRequest": {**good, "values": []}},
         {"analyticsRequest": {**good, "values": [{"name": "usd", "aggregation": "AGGREGATION_P99"}]}},
         {"analyticsRequest": {**good, "values": [{"name": "latency", "aggregation": "AGGREGATION_SUM"}]}},
-        {"analyticsRequest": {**good, "groupBy": ["api_key_id"]}},
         {"analyticsRequest": {**good, "groupBy": ["request_ip"]}},
-        {"analyticsRequest": {**good, "filters": ["api_key_id:abc"]}},
         {"analyticsRequest": {**good, "filters": ["usage:>100"]}},
         {"analyticsRequest": {**good, "filters": ["model"]}},
         {"analyticsRequest": {**good, "groupBy": ["unit_type"],
@@ -363,3 +362,138 @@ def test_bad_requests_are_400(server: support.LiveServer, team: Team) -> None:
         broken = c.post(team.path("usage"), content=b"{", headers={"content-type": "application/json"})
         assert status_body(broken, 400, 3)
         assert c.post(team.path("usage"), json={"analyticsRequest": good}).status_code == 200
+
+
+def keyed(server: support.LiveServer, team: Team) -> list[tuple[datetime, str, str, int]]:
+    """(occurred_at, model, api key or "", cost) of the stored events, from their own columns."""
+    rows = support.query(
+        server.settings.database_url,
+        "SELECT occurred_at, model, api_key_id, cost, metadata FROM usage_events WHERE account_id = :a",
+        a=team.id,
+    )
+    out = []
+    for at, model, api_key_id, cost, metadata in rows:
+        moment = datetime.fromisoformat(at) if isinstance(at, str) else at
+        moment = moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+        sent = ((json.loads(metadata) if isinstance(metadata, str) else metadata) or {}).get("api_key_id")
+        assert api_key_id == (None if sent is None else str(sent))  # the column is the metadata's key
+        out.append((moment, model, api_key_id or "", int(cost)))
+    return out
+
+
+@pytest.mark.parametrize(("zone_name", "unit_name", "unit", "start", "end"), [CASES[0], CASES[4], CASES[5]])
+def test_grouped_by_api_key_agrees_with_the_stored_events(
+    server: support.LiveServer,
+    team: Team,
+    zone_name: str,
+    unit_name: str,
+    unit: str,
+    start: datetime,
+    end: datetime,
+) -> None:
+    zone = ZoneInfo(zone_name)
+    sums: dict[tuple[str, datetime], int] = defaultdict(int)
+    for at, _model, api_key_id, cost in keyed(server, team):
+        if start <= at < end:
+            sums[(api_key_id, floor(at, zone, unit))] += cost
+    body = ask(
+        server,
+        team,
+        {
+            "timeRange": time_range(start, end, zone),
+            "timeUnit": unit_name,
+            "values": [{"name": "usd", "aggregation": "AGGREGATION_SUM"}],
+            "groupBy": ["api_key_id"],
+        },
+    )
+    assert [s["group"] for s in body["timeSeries"]] == [[""], ["4711"], ["key-a"], ["key-b"]]
+    for series in body["timeSeries"]:
+        assert series["groupLabels"] == series["group"]
+        for point in series["dataPoints"]:
+            stamp = datetime.fromisoformat(point["timestamp"].replace("Z", "+00:00"))
+            assert point["values"] == [sums.get((series["group"][0], stamp), 0) / UNITS_PER_USD], stamp
+
+
+def test_filters_on_api_key(server: support.LiveServer, team: Team) -> None:
+    start, end = datetime(2025, 10, 30, 7, 15, tzinfo=UTC), datetime(2025, 11, 4, 22, 45, tzinfo=UTC)
+    inside = [e for e in keyed(server, team) if start <= e[0] < end]
+
+    def query(group_by: list[str], filters: list[str]) -> Any:
+        return ask(
+            server,
+            team,
+            {
+                "time_range": {
+                    "start_time": local(start, ZoneInfo("UTC")),
+                    "end_time": local(end, ZoneInfo("UTC")),
+                },
+                "time_unit": "TIME_UNIT_NONE",
+                "values": [
+                    {"name": "usd", "aggregation": 1},
+                    {"name": "usd", "aggregation": "AGGREGATION_COUNT"},
+                ],
+                "group_by": group_by,
+                "filters": filters,
+            },
+        )["timeSeries"]
+
+    def total(keep: Callable[[Any], bool]) -> list[float]:
+        mine = [e for e in inside if keep(e)]
+        return [sum(e[3] for e in mine) / UNITS_PER_USD, len(mine)]
+
+    [only] = query([], ["api_key_id:key-a"])
+    assert only["dataPoints"][0]["values"] == total(lambda e: e[2] == "key-a")
+    [others] = query([], ["NOT api_key_id:key-a", "NOT api_key_id:=4711"])
+    assert others["dataPoints"][0]["values"] == total(lambda e: e[2] not in ("key-a", "4711"))
+    [keyless] = query([], ["api_key_id:"])
+    assert keyless["dataPoints"][0]["values"] == total(lambda e: e[2] == "")
+    series = query(["model", "api_key_id"], ["api_key_id:key-b"])
+    assert [s["group"] for s in series] == sorted(
+        [[m, "key-b"] for m in {e[1] for e in inside if e[2] == "key-b"}]
+    )
+    for s in series:
+        assert s["dataPoints"][0]["values"] == total(lambda e, g=s["group"]: [e[1], e[2]] == g)
+    assert query(["api_key_id"], ["api_key_id:no-such-key"]) == []
+
+
+def test_api_key_by_unit_type_adds_up_to_the_key_cost(server: support.LiveServer, team: Team) -> None:
+    inside = [e for e in keyed(server, team) if e[0] < datetime(2025, 11, 5, tzinfo=UTC)]
+    request = {
+        "timeRange": WHOLE_RANGE,
+        "timeUnit": "TIME_UNIT_NONE",
+        "values": [{"name": "usd", "aggregation": "AGGREGATION_SUM"}],
+        "groupBy": ["api_key_id", "unit_type"],
+    }
+    series = ask(server, team, request)["timeSeries"]
+    assert {s["group"][1] for s in series} <= {
+        "Prompt text tokens", "Cached prompt text tokens", "Completion text tokens", "Requests"
+    }  # fmt: skip
+    for key in ("", "4711", "key-a", "key-b"):
+        usd = sum(s["dataPoints"][0]["values"][0] for s in series if s["group"][0] == key)
+        assert usd == pytest.approx(sum(e[3] for e in inside if e[2] == key) / UNITS_PER_USD, abs=1e-9), key
+
+
+def test_a_bad_api_key_in_metadata_rejects_the_event(server: support.LiveServer) -> None:
+    team = new_team(server)
+    token = support.create_token(server, team.id, "gateway")
+    base = {
+        "account_id": team.id,
+        "model": "gpt-4o",
+        "provider": "openai",
+        "input_tokens": 1,
+        "output_tokens": 1,
+    }
+    bad = [
+        {"api_key_id": ["k"]},
+        {"api_key_id": {"id": "k"}},
+        {"api_key_id": True},
+        {"api_key_id": "k" * 201},
+    ]
+    with server.client(token) as c:
+        r = c.post(
+            "/v1/gateway/usage",
+            json={"events": [{**base, "id": f"b{i}", "metadata": m} for i, m in enumerate(bad)]},
+        )
+    assert r.status_code == 422, r.text  # every event of the batch was rejected
+    assert r.json()["accepted"] == 0
+    assert [x["field"] for x in r.json()["rejected"]] == ["metadata.api_key_id"] * len(bad)

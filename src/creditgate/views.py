@@ -9,6 +9,7 @@ from typing import Any
 from creditgate.billing import refunds
 from creditgate.billing.autotopup_config import AutoTopupState
 from creditgate.billing.rows import Card, Refund, Topup
+from creditgate.limits.postpaid import PostpaidLimits, effective_limit
 from creditgate.money import to_cents_number, to_usd_string
 
 
@@ -25,8 +26,28 @@ def account_view(row: Any) -> dict[str, Any]:
         "balance_usd": to_usd_string(row.balance),
         "balance_cents": to_cents_number(row.balance),
         "held_usd": to_usd_string(row.held),
-        "credit_limit_usd": to_usd_string(row.credit_limit),
+        **_postpaid_fields(row.postpaid_hard_limit, row.postpaid_soft_limit, "postpaid_"),
         "created_at": row.created_at.isoformat(),
+    }
+
+
+def _postpaid_fields(hard: int, soft: int | None, prefix: str = "") -> dict[str, Any]:
+    return {
+        f"{prefix}hard_limit_usd": to_usd_string(hard),
+        f"{prefix}soft_limit_usd": None if soft is None else to_usd_string(soft),
+        f"{prefix}effective_limit_usd": to_usd_string(effective_limit(hard, soft)),
+    }
+
+
+def postpaid_limits_view(limits: PostpaidLimits) -> dict[str, Any]:
+    """An account's postpaid spending limits: the operator's hard limit, the customer's soft
+    limit (null when never set) and the effective one, as USD strings and cents."""
+    return {
+        "account_id": limits.account_id,
+        **_postpaid_fields(limits.hard, limits.soft),
+        "hard_limit_cents": to_cents_number(limits.hard),
+        "soft_limit_cents": None if limits.soft is None else to_cents_number(limits.soft),
+        "effective_limit_cents": to_cents_number(limits.effective),
     }
 
 

@@ -41,9 +41,10 @@ async def create_account(
     name: str | None,
     mode: str,
     now: datetime,
-    credit_limit: int = 0,
+    postpaid_limit: int = 0,
 ) -> Any:
-    """Open an account with an operator-chosen id (32-hex, UUID or a similar slug)."""
+    """Open an account with an operator-chosen id (32-hex, UUID or a similar slug) and the
+    operator's postpaid ceiling (`postpaid_limit`, ledger units; 0: prepaid only)."""
     if not is_valid_account_id(account_id):
         raise ValidationError(
             "id must be 1-64 characters of letters, digits, '_', '.', ':' or '-'", field="id"
@@ -51,7 +52,7 @@ async def create_account(
     if name is not None and (not isinstance(name, str) or len(name) > 200):
         raise ValidationError("name must be a string of at most 200 characters", field="name")
     return await ledger.open_account(
-        conn, account_id, name=name or account_id, mode=mode, credit_limit=credit_limit, now=now
+        conn, account_id, name=name or account_id, mode=mode, postpaid_limit=postpaid_limit, now=now
     )
 
 

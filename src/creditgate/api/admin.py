@@ -16,8 +16,8 @@ from creditgate.api.schemas import admin as schema
 from creditgate.api.schemas.common import Empty, idempotency_header, operation
 from creditgate.api.state import services
 from creditgate.errors import ValidationError
-from creditgate.views import account_view, entry_view, token_view
-from creditgate.workflows import accounts, grants, prices
+from creditgate.views import account_view, entry_view, postpaid_limits_view, token_view
+from creditgate.workflows import accounts, grants, prices, spending_limits
 from creditgate.workflows import reconcile as books
 from creditgate.workflows.grants import MAX_CENTS
 
@@ -63,16 +63,16 @@ def _str_field(body: dict[str, Any], name: str, *, required: bool = False, max_l
 
 @router.post("/accounts", **operation(ok=schema.Account, status=201, body=schema.AccountCreate, errors=[409]))
 async def create_account(request: Request) -> Response:
-    body = await read_object(request, allowed={"id", "name", "mode", "credit_limit_cents"})
+    body = await read_object(request, allowed={"id", "name", "mode", "postpaid_limit_cents"})
     account_id = _str_field(body, "id", required=True, max_len=64)
     mode = _str_field(body, "mode") or "prepaid"
-    credit_limit = _int_field(body, "credit_limit_cents", minimum=0, required=False) or 0
+    postpaid_limit = _int_field(body, "postpaid_limit_cents", minimum=0, required=False) or 0
     row = await accounts.create_account(
         services(request),
         str(account_id),
         name=_str_field(body, "name", max_len=200),
         mode=mode,
-        credit_limit_cents=credit_limit,
+        postpaid_limit_cents=postpaid_limit,
     )
     return JSON(account_view(row), status_code=201)
 
@@ -88,6 +88,25 @@ async def list_accounts(request: Request, after: str | None = None, limit: int =
 @router.get("/accounts/{account_id}", **operation(ok=schema.Account, errors=[404]))
 async def get_account(request: Request, account_id: str) -> Response:
     return JSON(account_view(await accounts.get_account(services(request), account_id)))
+
+
+# Postpaid spending limits: the operator sets the hard limit; the soft one is the customer's.
+@router.get("/accounts/{account_id}/postpaid-limit", **operation(ok=schema.PostpaidLimit, errors=[404]))
+async def get_postpaid_limit(request: Request, account_id: str) -> Response:
+    return JSON(postpaid_limits_view(await spending_limits.get_limits(services(request), account_id)))
+
+
+@router.put(
+    "/accounts/{account_id}/postpaid-limit",
+    **operation(ok=schema.PostpaidLimit, body=schema.PostpaidLimitSet, errors=[404]),
+)
+async def put_postpaid_limit(request: Request, account_id: str) -> Response:
+    """Set the hard limit (the operator's ceiling on what the account may owe; 0: prepaid
+    only). The customer's soft limit is kept; the effective limit is the lower of the two."""
+    body = await read_object(request, allowed={"hard_limit_cents"})
+    hard = _int_field(body, "hard_limit_cents", minimum=0)
+    limits = await spending_limits.set_hard_limit(services(request), account_id, int(hard or 0))
+    return JSON(postpaid_limits_view(limits))
 
 
 @router.post(

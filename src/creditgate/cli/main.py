@@ -15,8 +15,8 @@ from creditgate.cli.billing import autotopup_app, topups_app
 from creditgate.cli.billing_info import billing_info_app
 from creditgate.cli.cards import cards_app, sandbox_app
 from creditgate.cli.runtime import emit, fail, progress, run
-from creditgate.views import account_view, entry_view, token_view
-from creditgate.workflows import Context, accounts, grants, prices
+from creditgate.views import account_view, entry_view, postpaid_limits_view, token_view
+from creditgate.workflows import Context, accounts, grants, prices, spending_limits
 from creditgate.workflows import reconcile as books
 
 app = typer.Typer(
@@ -78,15 +78,32 @@ def accounts_create(
     account_id: str,
     name: str = typer.Option(None, help="Display name."),
     mode: str = typer.Option("prepaid", help="prepaid or postpaid."),
-    credit_limit_cents: int = typer.Option(0, help="Postpaid allowance below zero, in cents."),
+    postpaid_limit_cents: int = typer.Option(
+        0, help="Hard postpaid limit: the most a postpaid account may owe, in cents."
+    ),
 ) -> None:
     """Create an account with an id you choose (32-hex, UUID or a slug)."""
 
     async def work(ctx: Context) -> Any:
         row = await accounts.create_account(
-            ctx, account_id, name=name, mode=mode, credit_limit_cents=credit_limit_cents
+            ctx, account_id, name=name, mode=mode, postpaid_limit_cents=postpaid_limit_cents
         )
         return account_view(row)
+
+    emit(run(work))
+
+
+@accounts_app.command("postpaid-limit")
+def accounts_postpaid_limit(
+    account_id: str,
+    hard_cents: int = typer.Option(None, help="Set the hard limit, in cents (0: prepaid only)."),
+) -> None:
+    """Show an account's postpaid spending limits, or set its hard limit."""
+
+    async def work(ctx: Context) -> Any:
+        if hard_cents is None:
+            return postpaid_limits_view(await spending_limits.get_limits(ctx, account_id))
+        return postpaid_limits_view(await spending_limits.set_hard_limit(ctx, account_id, hard_cents))
 
     emit(run(work))
 

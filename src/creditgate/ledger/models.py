@@ -21,7 +21,10 @@ accounts = Table(
     Column("name", String(200), nullable=False),
     Column("currency", String(3), nullable=False),
     Column("mode", String(16), nullable=False),
-    Column("credit_limit", BigInteger, nullable=False),
+    # Postpaid spending limits (limits/postpaid.py), ledger units: the operator's ceiling
+    # (xAI hardSlAuto; 0 = prepaid only) and the customer's own limit (softSl; NULL = never set).
+    Column("postpaid_hard_limit", BigInteger, nullable=False),
+    Column("postpaid_soft_limit", BigInteger, nullable=True),
     Column("balance", BigInteger, nullable=False),
     Column("held", BigInteger, nullable=False),
     Column("created_at", UTCDateTime, nullable=False),

@@ -13,7 +13,8 @@ class Account:
     name: str
     currency: str
     mode: str  # prepaid | postpaid
-    credit_limit: int
+    postpaid_hard_limit: int  # the operator's ceiling on postpaid use (0: prepaid only)
+    postpaid_soft_limit: int | None  # the customer's own limit; None when never set
     balance: int
     held: int
     created_at: datetime

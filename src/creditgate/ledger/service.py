@@ -149,21 +149,34 @@ async def _already_posted(conn: AsyncConnection, postings: list[Posting]) -> set
     return seen
 
 
+def check_postpaid_hard_limit(mode: str, hard_limit: int) -> None:
+    """The operator's postpaid ceiling: 0 to the largest amount, and 0 on a prepaid account
+    (its statements bill nothing on account, so it may never run on account)."""
+    if isinstance(hard_limit, bool) or not isinstance(hard_limit, int) or not 0 <= hard_limit <= MAX_AMOUNT:
+        raise ValidationError(
+            "the postpaid limit must be between 0 and the largest amount", field="postpaid_limit"
+        )
+    if hard_limit and mode != "postpaid":
+        raise ValidationError(
+            "only a postpaid account can have a postpaid limit above 0", field="postpaid_limit"
+        )
+
+
 async def open_account(
     conn: AsyncConnection,
     account_id: str,
     *,
     name: str,
     mode: str,
-    credit_limit: int,
     now: datetime,
+    postpaid_limit: int = 0,
     currency: str = "USD",
 ) -> Account:
-    """Create the account row that carries the balance. Conflict if the id is taken."""
+    """Create the account row that carries the balance, with the operator's postpaid ceiling
+    (`postpaid_limit`, ledger units) and no soft limit. Conflict if the id is taken."""
     if mode not in ACCOUNT_MODES:
         raise ValidationError("mode must be prepaid or postpaid", field="mode")
-    if not 0 <= credit_limit <= MAX_AMOUNT:
-        raise ValidationError("credit_limit must be between 0 and the largest amount", field="credit_limit")
+    check_postpaid_hard_limit(mode, postpaid_limit)
     if await repo.get_account(conn, account_id) is not None:
         raise Conflict(f"account {account_id!r} already exists", field="id")
     try:
@@ -174,7 +187,8 @@ async def open_account(
                 "name": name,
                 "currency": currency,
                 "mode": mode,
-                "credit_limit": credit_limit,
+                "postpaid_hard_limit": postpaid_limit,
+                "postpaid_soft_limit": None,
                 "balance": 0,
                 "held": 0,
                 "created_at": now,

@@ -7,7 +7,8 @@
 -- many requests it has in the batch.
 --
 -- A change to this file needs a new migration that re-creates the function from a copy of the
--- new text (see migration 0008_hold_sql); tests/test_hold_twins.py fails until it exists.
+-- new text (see migrations 0008_hold_sql, 0012_postpaid_limits); tests/test_hold_twins.py fails
+-- until it exists.
 CREATE OR REPLACE FUNCTION creditgate_authorize_many(
     p_accounts text[], p_requests text[], p_amounts bigint[], p_now timestamptz[], p_expires timestamptz[],
     p_hold_ids text[], p_models text[], p_providers text[], p_metadata text[])
@@ -42,7 +43,9 @@ BEGIN
                 UPDATE accounts SET held = v_held WHERE id = v_cur;
             END IF;
             v_cur := p_accounts[i];
-            SELECT a.balance, a.held, CASE WHEN a.mode = 'postpaid' THEN a.credit_limit ELSE 0 END
+            -- the effective postpaid limit: the soft limit capped by the hard one (limits/postpaid.py)
+            SELECT a.balance, a.held,
+                   least(coalesce(a.postpaid_soft_limit, a.postpaid_hard_limit), a.postpaid_hard_limit)
               INTO v_balance, v_held, v_allowance
               FROM accounts a WHERE a.id = v_cur FOR UPDATE;
             v_found := FOUND;

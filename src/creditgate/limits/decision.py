@@ -21,6 +21,7 @@ from creditgate.ids import new_id
 from creditgate.limits import repository as repo
 from creditgate.limits import windows
 from creditgate.limits.holds import Decision, Hold, HoldRequest
+from creditgate.limits.postpaid import effective_limit
 from creditgate.limits.windows import PERIODS
 
 _MS = timedelta(milliseconds=1)
@@ -51,7 +52,8 @@ async def authorize(conn: AsyncConnection, req: HoldRequest) -> Decision:
         return Decision(allowed=True, hold=Hold.from_row(existing), replayed=True)
     need = max(req.amount, 1)
     held = int(account.held)
-    available = int(account.balance) - held + (int(account.credit_limit) if account.mode == "postpaid" else 0)
+    soft = None if account.postpaid_soft_limit is None else int(account.postpaid_soft_limit)
+    available = int(account.balance) - held + effective_limit(int(account.postpaid_hard_limit), soft)
     window = await current_window(conn, req.account_id, req.now)
     if available < need:
         return Decision(allowed=False, reason="insufficient_credit")

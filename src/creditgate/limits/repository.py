@@ -31,12 +31,36 @@ def _pg(conn: AsyncConnection) -> bool:
 async def lock_account(conn: AsyncConnection, account_id: str) -> AnyRow | None:
     """Lock the account row (PostgreSQL FOR UPDATE; SQLite's writer already holds the database)
     and read what enforcement needs. Every reader of window state runs after this lock."""
-    stmt = select(accounts.c.balance, accounts.c.held, accounts.c.credit_limit, accounts.c.mode).where(
-        accounts.c.id == account_id
-    )
+    stmt = select(
+        accounts.c.balance, accounts.c.held, accounts.c.postpaid_hard_limit, accounts.c.postpaid_soft_limit
+    ).where(accounts.c.id == account_id)
     if _pg(conn):
         stmt = stmt.with_for_update()
     return (await conn.execute(stmt)).first()
+
+
+_POSTPAID_LIMITS = select(
+    accounts.c.mode, accounts.c.postpaid_hard_limit, accounts.c.postpaid_soft_limit
+).where(accounts.c.id == bindparam("aid"))
+
+
+async def postpaid_limits(conn: AsyncConnection, account_id: str) -> AnyRow | None:
+    """The account's mode and postpaid limits (a plain read)."""
+    return (await conn.execute(_POSTPAID_LIMITS, {"aid": account_id})).first()
+
+
+async def lock_postpaid_limits(conn: AsyncConnection, account_id: str) -> AnyRow | None:
+    """The account's mode and postpaid limits, its row locked as authorize locks it."""
+    stmt = _POSTPAID_LIMITS.with_for_update() if _pg(conn) else _POSTPAID_LIMITS
+    return (await conn.execute(stmt, {"aid": account_id})).first()
+
+
+async def put_postpaid_limits(conn: AsyncConnection, account_id: str, *, hard: int, soft: int | None) -> None:
+    await conn.execute(
+        accounts.update()
+        .where(accounts.c.id == account_id)
+        .values(postpaid_hard_limit=hard, postpaid_soft_limit=soft)
+    )
 
 
 async def hold_by_request(conn: AsyncConnection, account_id: str, request_id: str) -> AnyRow | None:

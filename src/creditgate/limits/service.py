@@ -7,8 +7,10 @@ reads cannot change until it commits. Settle, void and expiry lock the hold row 
 the account (the same order everywhere, so they never deadlock with each other).
 
 Rules:
-- available credit = balance - held + (credit_limit when postpaid); a request needs
-  max(amount, 1 unit) of it, so an account at or below zero is denied even for free calls.
+- available credit = balance - held + the effective postpaid limit (limits.postpaid: the
+  customer's soft limit capped by the operator's hard one; 0 on prepaid accounts); a request
+  needs max(amount, 1 unit) of it, so an account at or below minus its limit is denied even
+  for free calls.
 - spend in a window = recorded spend in the window + every open hold; a request needs
   max(amount, 1 unit) of room under the limit.
 - a grant is idempotent per (account, request_id): asking again returns the same hold. A denial

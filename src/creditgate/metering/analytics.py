@@ -1,5 +1,5 @@
 """Usage analytics: sums and counts of billing items per calendar bucket in a time zone,
-grouped and filtered by model, provider and unit type, read from the usage rollups.
+grouped and filtered by model, provider, api key and unit type, read from the usage rollups.
 
 Whole UTC days inside one bucket come from the day rollups, other whole UTC hours from the
 hour rollups, and only hours cut by a bucket edge (zones whose offset is not whole hours, or
@@ -15,7 +15,7 @@ from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import and_, or_, select
+from sqlalchemy import and_, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from creditgate.errors import ValidationError
@@ -24,7 +24,7 @@ from creditgate.metering.buckets import HOUR, bucket_starts
 from creditgate.metering.catalog import PriceCatalog
 from creditgate.metering.models import usage_events, usage_rollups
 
-FIELDS = ("description", "unit_type", "model", "provider")
+FIELDS = ("description", "api_key_id", "unit_type", "model", "provider")
 # (value name, aggregation) -> what is summed; COUNT of any value counts requests.
 MEASURES = {
     ("usd", "sum"): "cost",
@@ -77,6 +77,7 @@ class _Row:
     at: datetime
     provider: str
     model: str
+    api_key_id: str  # "" when the usage came without a key
     events: int
     input_tokens: int
     output_tokens: int
@@ -184,6 +185,7 @@ async def _rollup_rows(
             c.bucket_start,
             c.provider,
             c.model,
+            c.api_key_id,
             c.events,
             c.input_tokens,
             c.output_tokens,
@@ -203,9 +205,16 @@ async def _event_rows(conn: AsyncConnection, account_id: str, runs: list[Any]) -
     rows: list[_Row] = []
     for i in range(0, len(runs), _CHUNK):
         stmt = select(
-            c.occurred_at, c.provider, c.model, c.input_tokens, c.output_tokens, c.cached_tokens, c.cost
+            c.occurred_at,
+            c.provider,
+            c.model,
+            func.coalesce(c.api_key_id, ""),
+            c.input_tokens,
+            c.output_tokens,
+            c.cached_tokens,
+            c.cost,
         ).where(c.account_id == account_id, _between(c.occurred_at, runs[i : i + _CHUNK]))
-        rows.extend(_Row(r[0], r[1], r[2], 1, *r[3:]) for r in await conn.execute(stmt))
+        rows.extend(_Row(*r[:4], 1, *r[4:]) for r in await conn.execute(stmt))
     return rows
 
 
@@ -247,7 +256,12 @@ async def analyze(conn: AsyncConnection, account_id: str, query: Query, catalog:
     if not query.group_by:
         sums[()] = [[0] * len(kinds) for _ in starts]
     for row in rows:
-        fields = {"provider": row.provider, "model": row.model, "description": row.model}
+        fields = {
+            "provider": row.provider,
+            "model": row.model,
+            "description": row.model,
+            "api_key_id": row.api_key_id,
+        }
         if not _matches(query.filters, fields):
             continue
         parts: list[unit_types.UnitPart | None] = [None]

@@ -17,6 +17,7 @@ from creditgate.money import parse_usd
 MAX_TOKENS = 10**12
 MAX_EVENT_COST = 10**15  # $1,000,000 for one call: far above any real one, and 1000 fit a BIGINT
 MAX_METADATA_BYTES = 4096
+MAX_API_KEY_ID = 200  # metadata.api_key_id: the gateway's key, a dimension of the usage rollups
 MIN_TIMESTAMP_MS = 946_684_800_000  # 2000-01-01
 MAX_TIMESTAMP_MS = 4_102_444_800_000  # 2100-01-01
 EVENT_FIELDS = frozenset(
@@ -49,6 +50,7 @@ class UsageEvent:
     cost_override: int | None
     occurred_at: datetime
     metadata: dict[str, Any] | None
+    api_key_id: str | None = None  # metadata.api_key_id, kept in its own column
 
 
 def _string(raw: dict[str, Any], field: str, max_len: int, required: bool = True) -> str | None:
@@ -133,6 +135,9 @@ def parse_event(raw: Any, now: datetime) -> UsageEvent:
             raise ValidationError(f"metadata must be at most {MAX_METADATA_BYTES} bytes", field="metadata")
         if b"\\u0000" in encoded and contains_nul(metadata):
             raise ValidationError("metadata must not contain the NUL character", field="metadata")
+        api_key_id = _api_key_id(metadata.get("api_key_id"))
+    else:
+        api_key_id = None
     assert event_id is not None and model is not None
     return UsageEvent(
         id=event_id,
@@ -145,4 +150,21 @@ def parse_event(raw: Any, now: datetime) -> UsageEvent:
         cost_override=cost_override,
         occurred_at=occurred_at,
         metadata=metadata,
+        api_key_id=api_key_id,
     )
+
+
+def _api_key_id(value: Any) -> str | None:
+    """The gateway key that made the call: a string (an integer is read as its digits); an
+    empty string or null is "no key"."""
+    if type(value) is int:
+        value = str(value)
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str):
+        raise ValidationError("metadata.api_key_id must be a string", field="metadata.api_key_id")
+    if len(value) > MAX_API_KEY_ID:
+        raise ValidationError(
+            f"metadata.api_key_id must be at most {MAX_API_KEY_ID} characters", field="metadata.api_key_id"
+        )
+    return value

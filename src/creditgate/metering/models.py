@@ -44,6 +44,7 @@ usage_events = Table(
     Column("hold_id", String(64), nullable=True),
     Column("metadata", Json, nullable=True),
     Column("received_at", UTCDateTime, nullable=False),
+    Column("api_key_id", String(200), nullable=True),  # metadata.api_key_id
     Index("ix_usage_events_account_id_occurred_at", "account_id", "occurred_at"),
 )
 
@@ -55,6 +56,7 @@ usage_rollups = Table(
     Column("bucket_start", UTCDateTime, primary_key=True),
     Column("provider", String(64), primary_key=True),
     Column("model", String(200), primary_key=True),
+    Column("api_key_id", String(200), primary_key=True),  # "" for usage reported without a key
     Column("events", BigInteger, nullable=False),
     Column("input_tokens", BigInteger, nullable=False),
     Column("output_tokens", BigInteger, nullable=False),

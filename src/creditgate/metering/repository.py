@@ -48,7 +48,7 @@ _EVENT_ARRAYS = (
     ("a", "account_id", "varchar"), ("e", "event_id", "varchar"), ("o", "occurred_at", "timestamptz"),
     ("p", "provider", "varchar"), ("m", "model", "varchar"), ("it", "input_tokens", "bigint"),
     ("ot", "output_tokens", "bigint"), ("ct", "cached_tokens", "bigint"), ("c", "cost", "bigint"),
-    ("pid", "price_id", "bigint"), ("md", "metadata", "text"),
+    ("pid", "price_id", "bigint"), ("k", "api_key_id", "varchar"), ("md", "metadata", "text"),
 )  # fmt: skip
 
 
@@ -60,26 +60,28 @@ def _unnest(arrays: tuple[tuple[str, str, str], ...], first: int = 1) -> str:
 
 _PG_INSERT_EVENTS = (
     "INSERT INTO usage_events (account_id, event_id, occurred_at, provider, model, input_tokens, "
-    "output_tokens, cached_tokens, cost, price_id, metadata, hold_id, received_at) "
-    "SELECT a, e, o, p, m, it, ot, ct, c, pid, md::jsonb, $12::varchar, $13::timestamptz "
+    "output_tokens, cached_tokens, cost, price_id, api_key_id, metadata, hold_id, received_at) "
+    "SELECT a, e, o, p, m, it, ot, ct, c, pid, k, md::jsonb, $13::varchar, $14::timestamptz "
     f"FROM {_unnest(_EVENT_ARRAYS)} ORDER BY a, e "
     "ON CONFLICT (account_id, event_id) DO NOTHING RETURNING account_id, event_id"
 )
 _HOUR_ARRAYS = (
     ("a", "account_id", "varchar"), ("b", "bucket_start", "timestamptz"), ("p", "provider", "varchar"),
-    ("m", "model", "varchar"), ("n", "events", "bigint"), ("it", "input_tokens", "bigint"),
-    ("ot", "output_tokens", "bigint"), ("ct", "cached_tokens", "bigint"), ("c", "cost", "bigint"),
+    ("m", "model", "varchar"), ("k", "api_key_id", "varchar"), ("n", "events", "bigint"),
+    ("it", "input_tokens", "bigint"), ("ot", "output_tokens", "bigint"), ("ct", "cached_tokens", "bigint"),
+    ("c", "cost", "bigint"),
 )  # fmt: skip
 _SUMS = ("events", "input_tokens", "output_tokens", "cached_tokens", "cost")
 # Hour rows come in as arrays; the day rows are summed from them by PostgreSQL (UTC days).
 _PG_ADD_TO_ROLLUPS = (
     f"WITH h AS (SELECT * FROM {_unnest(_HOUR_ARRAYS)}) "
-    "INSERT INTO usage_rollups (account_id, granularity, bucket_start, provider, model, "
+    "INSERT INTO usage_rollups (account_id, granularity, bucket_start, provider, model, api_key_id, "
     f"{', '.join(_SUMS)}) "
-    "SELECT a, 'hour', b, p, m, n, it, ot, ct, c FROM h "
-    "UNION ALL SELECT a, 'day', date_trunc('day', b, 'UTC'), p, m, sum(n), sum(it), sum(ot), sum(ct), sum(c) "
-    "FROM h GROUP BY a, date_trunc('day', b, 'UTC'), p, m "
-    "ORDER BY 1, 2, 3, 4, 5 ON CONFLICT (account_id, granularity, bucket_start, provider, model) "
+    "SELECT a, 'hour', b, p, m, k, n, it, ot, ct, c FROM h "
+    "UNION ALL SELECT a, 'day', date_trunc('day', b, 'UTC'), p, m, k, sum(n), sum(it), sum(ot), sum(ct), "
+    "sum(c) FROM h GROUP BY a, date_trunc('day', b, 'UTC'), p, m, k "
+    "ORDER BY 1, 2, 3, 4, 5, 6 "
+    "ON CONFLICT (account_id, granularity, bucket_start, provider, model, api_key_id) "
     "DO UPDATE SET " + ", ".join(f"{col} = usage_rollups.{col} + excluded.{col}" for col in _SUMS)
 )
 
@@ -126,10 +128,10 @@ async def add_to_hourly_rollups(conn: AsyncConnection, hours: Columns) -> None:
         await driver.execute(_PG_ADD_TO_ROLLUPS, *(hours[col] for _, col, _ in _HOUR_ARRAYS))
         return
     rows = _rows(hours, granularity="hour")
-    days: dict[tuple[str, datetime, str, str], dict[str, Any]] = {}
+    days: dict[tuple[str, datetime, str, str, str], dict[str, Any]] = {}
     for row in rows:
         start = row["bucket_start"].replace(hour=0)
-        key = (row["account_id"], start, row["provider"], row["model"])
+        key = (row["account_id"], start, row["provider"], row["model"], row["api_key_id"])
         day = days.get(key)
         if day is None:
             days[key] = {**row, "granularity": "day", "bucket_start": start}
@@ -139,7 +141,7 @@ async def add_to_hourly_rollups(conn: AsyncConnection, hours: Columns) -> None:
     stmt = _insert(conn, usage_rollups)
     excluded = stmt.excluded
     stmt = stmt.on_conflict_do_update(
-        index_elements=["account_id", "granularity", "bucket_start", "provider", "model"],
+        index_elements=["account_id", "granularity", "bucket_start", "provider", "model", "api_key_id"],
         set_={name: usage_rollups.c[name] + excluded[name] for name in _SUMS},
     )
     await conn.execute(stmt, rows + list(days.values()))

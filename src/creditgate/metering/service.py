@@ -242,6 +242,7 @@ def _event_columns(priced: list[tuple[int, PricedEvent]]) -> dict[str, list[Any]
         "cached_tokens": [e.cached_tokens for e in events],
         "cost": [p.cost for _, p in priced],
         "price_id": [p.price_id for _, p in priced],
+        "api_key_id": [e.api_key_id for e in events],
         "metadata": [e.metadata for e in events],
     }
 
@@ -252,13 +253,13 @@ def bucket_start(moment: datetime, granularity: str) -> datetime:
 
 
 def _hour_columns(stored: list[PricedEvent]) -> dict[str, list[Any]]:
-    """Sum the events per (account, hour, provider, model), column-wise; integer hour numbers
-    instead of datetime arithmetic per event (this is the hot path). Day buckets are summed
-    from these hours by the repository."""
-    hours: dict[tuple[str, int, str, str], list[int]] = {}
+    """Sum the events per (account, hour, provider, model, api key), column-wise; integer hour
+    numbers instead of datetime arithmetic per event (this is the hot path). Day buckets are
+    summed from these hours by the repository."""
+    hours: dict[tuple[str, int, str, str, str], list[int]] = {}
     for p in stored:
         e = p.event
-        key = (e.account_id, int(e.occurred_at.timestamp()) // 3600, p.provider, e.model)
+        key = (e.account_id, int(e.occurred_at.timestamp()) // 3600, p.provider, e.model, e.api_key_id or "")
         acc = hours.get(key)
         if acc is None:
             hours[key] = [1, e.input_tokens, e.output_tokens, e.cached_tokens, p.cost]
@@ -269,10 +270,10 @@ def _hour_columns(stored: list[PricedEvent]) -> dict[str, list[Any]]:
             acc[3] += e.cached_tokens
             acc[4] += p.cost
     columns: dict[str, list[Any]] = {
-        name: [] for name in ("account_id", "bucket_start", "provider", "model", *_ROLLUP_SUMS)
+        name: [] for name in ("account_id", "bucket_start", "provider", "model", "api_key_id", *_ROLLUP_SUMS)
     }
     starts: dict[int, datetime] = {}
-    for (account_id, hour, provider, model), sums in hours.items():
+    for (account_id, hour, provider, model, api_key_id), sums in hours.items():
         start = starts.get(hour)
         if start is None:
             start = starts[hour] = EPOCH + timedelta(hours=hour)
@@ -280,6 +281,7 @@ def _hour_columns(stored: list[PricedEvent]) -> dict[str, list[Any]]:
         columns["bucket_start"].append(start)
         columns["provider"].append(provider)
         columns["model"].append(model)
+        columns["api_key_id"].append(api_key_id)
         for name, value in zip(_ROLLUP_SUMS, sums, strict=True):
             columns[name].append(value)
     return columns

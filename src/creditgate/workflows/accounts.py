@@ -19,12 +19,18 @@ class AccountWithEntries:
 
 
 async def create_account(
-    ctx: Context, account_id: str, *, name: str | None, mode: str, credit_limit_cents: int = 0
+    ctx: Context, account_id: str, *, name: str | None, mode: str, postpaid_limit_cents: int = 0
 ) -> Any:
-    """Open an account with an operator-chosen id; `credit_limit_cents` is the postpaid allowance."""
+    """Open an account with an operator-chosen id; `postpaid_limit_cents` is the operator's
+    postpaid ceiling (the hard spending limit; 0: prepaid only)."""
     async with ctx.db.write() as conn:
         return await accounts.create_account(
-            conn, account_id, name=name, mode=mode, credit_limit=cents(credit_limit_cents), now=ctx.clock()
+            conn,
+            account_id,
+            name=name,
+            mode=mode,
+            postpaid_limit=cents(postpaid_limit_cents),
+            now=ctx.clock(),
         )
 
 

@@ -27,7 +27,12 @@ class AccountCreate(Request):
     id: Annotated[str, Field(pattern=ACCOUNT_ID, description="Cloudflare-style hex id, a UUID or a slug")]
     name: Name | None = None
     mode: Literal["prepaid", "postpaid"] | None = None
-    credit_limit_cents: Annotated[int, Field(ge=0, le=MAX_CENTS)] | None = None
+    postpaid_limit_cents: (
+        Annotated[
+            int, Field(ge=0, le=MAX_CENTS, description="The hard postpaid limit (postpaid accounts only)")
+        ]
+        | None
+    ) = None
 
 
 class Account(BaseModel):
@@ -38,8 +43,27 @@ class Account(BaseModel):
     balance_usd: Usd
     balance_cents: Cents
     held_usd: Usd
-    credit_limit_usd: Usd
+    postpaid_hard_limit_usd: Usd
+    postpaid_soft_limit_usd: Usd | None
+    postpaid_effective_limit_usd: Usd
     created_at: str
+
+
+class PostpaidLimitSet(Request):
+    hard_limit_cents: Annotated[int, Field(ge=0, le=MAX_CENTS, description="0: prepaid only")]
+
+
+class PostpaidLimit(BaseModel):
+    """The most the account may owe past its prepaid credit: the lower of the operator's hard
+    limit and the customer's soft limit (null when never set)."""
+
+    account_id: str
+    hard_limit_usd: Usd
+    soft_limit_usd: Usd | None
+    effective_limit_usd: Usd
+    hard_limit_cents: Cents
+    soft_limit_cents: Cents | None
+    effective_limit_cents: Cents
 
 
 class AccountList(BaseModel):

@@ -1,17 +1,26 @@
 """The xAI Management API's billing routes under /v1/billing/teams/{team_id}
 (contract: xai-billing.md), served as protojson, plus the key validation route.
 
-Phase 1: billing info, payment methods, invoices, prepaid balance and usage analytics. The
-routes that need postpaid billing (preview, spending limits), top-up and the default payment
-method are not registered yet (docs/xai.md).
+Phase 1: billing info, payment methods, invoices, prepaid balance and usage analytics. Phase 2:
+postpaid spending limits. The invoice preview, top-up and the default payment method are not
+registered yet (docs/xai.md).
 """
 
 from fastapi import APIRouter
 
-from creditgate.api.xai import balance, billing_info, invoices, keys, payment_methods, usage
+from creditgate.api.xai import (
+    balance,
+    billing_info,
+    invoices,
+    keys,
+    payment_methods,
+    spending_limits,  # postpaid spending limits
+    usage,
+)
 
 router = APIRouter()
 for _module in (keys, billing_info, payment_methods, invoices, balance, usage):
     router.include_router(_module.router)
+router.include_router(spending_limits.router)
 
 __all__ = ["router"]

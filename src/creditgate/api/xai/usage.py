@@ -34,7 +34,6 @@ UNITS = {
     TimeUnit.TIME_UNIT_HOUR: "hour",
     TimeUnit.TIME_UNIT_NONE: "none",
 }
-NOT_YET = {"api_key_id": "api_key_id is not supported yet (usage rollups do not keep the key)"}
 _TIME = re.compile(r"(\d{4}-\d{2}-\d{2})[ T](\d{2}:\d{2}:\d{2}(?:\.\d{1,6})?)(Z|[+-]\d{2}:\d{2})?")
 _ZONE = re.compile(r"[A-Za-z][A-Za-z0-9_+\-]*(?:/[A-Za-z0-9_+\-]+)*")
 _OPERATORS = "<>!~"
@@ -81,9 +80,7 @@ def parse_filter(text: str) -> Filter:
     name = name.strip()
     if not colon or not name:
         raise ValidationError(f"filter {text!r} must look like field:value", field="filters")
-    if name in NOT_YET:
-        raise ValidationError(NOT_YET[name], field="filters")
-    if value[:1] in _OPERATORS:
+    if value and value[0] in _OPERATORS:
         raise ValidationError(f"filter {text!r}: only equality filters are supported", field="filters")
     return Filter(name, value.removeprefix("="), negate)
 
@@ -98,9 +95,6 @@ def query_of(request: AnalyticsRequest) -> Query:
             "use MONTH, CALENDAR_WEEK, DAY, HOUR or NONE",
             field="analyticsRequest.timeUnit",
         )
-    for name in request.group_by:
-        if name in NOT_YET:
-            raise ValidationError(NOT_YET[name], field="analyticsRequest.groupBy")
     zone = zone_of(request.time_range.timezone)
     return Query(
         start=local_time(request.time_range.start_time, zone, "timeRange.startTime"),
