@@ -441,6 +441,115 @@ def print_medians(name: str, runs: list[dict[str, Figures]], baseline: dict[str,
     return medians
 
 
+# ---------------------------------------------------------------- CPU per request, in-process
+
+
+def _scope(path: str, body: bytes) -> dict[str, Any]:
+    headers = [(b"host", b"x"), (b"authorization", f"Bearer {TOKEN}".encode())]
+    headers += [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+    return {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "POST",
+        "path": path,
+        "raw_path": path.encode(),
+        "query_string": b"",
+        "root_path": "",
+        "scheme": "http",
+        "client": ("127.0.0.1", 1),
+        "server": ("127.0.0.1", 80),
+        "headers": headers,
+    }
+
+
+async def _asgi_post(app: Any, path: str, body: bytes) -> tuple[int, bytes]:
+    """One POST straight into the ASGI app (no socket, no HTTP parsing)."""
+    sent = False
+    out: list[dict[str, Any]] = []
+
+    async def receive() -> dict[str, Any]:
+        nonlocal sent
+        if not sent:
+            sent = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        await asyncio.sleep(3600)
+        return {"type": "http.disconnect"}
+
+    async def send(message: dict[str, Any]) -> None:
+        out.append(message)
+
+    await app(_scope(path, body), receive, send)
+    return int(out[0]["status"]), bytes(out[1]["body"])
+
+
+async def _cpu_per_request(app: Any, pick: Any, pairs: bool) -> list[float]:
+    """CPU microseconds of this process per authorize (or pair), 64 at a time; 5 samples of
+    1,280 after a warm-up. PostgreSQL's CPU is not counted: this is the app's own cost."""
+    rnd = random.Random(1)
+
+    async def one() -> None:
+        status, answer = await _asgi_post(app, "/v1/gateway/authorize", _authorize_body(pick(rnd)))
+        assert status == 200, answer
+        if pairs:
+            hold = orjson.loads(answer)["hold_id"]
+            status, answer = await _asgi_post(
+                app, f"/v1/gateway/holds/{hold}/settle", b'{"cost_usd": "0.008"}'
+            )
+            assert status == 200, answer
+
+    for _ in range(5):
+        await asyncio.gather(*[one() for _ in range(64)])
+    samples = []
+    for _ in range(5):
+        started = time.process_time()
+        for _ in range(20):
+            await asyncio.gather(*[one() for _ in range(64)])
+        samples.append((time.process_time() - started) / 1280 * 1e6)
+    return samples
+
+
+def cpu_mode(url: str, data_dir: Path) -> None:
+    """--cpu: the app's CPU per request, in-process, next to bench/bare_app.py's: a figure that
+    a loaded machine disturbs far less than requests per second."""
+    from pydantic import SecretStr
+
+    import bare_app
+    from creditgate.api import create_app
+    from creditgate.config import Settings, normalize_database_url
+
+    url = normalize_database_url(url)
+    ids = asyncio.run(populate(url))
+    others = ids[1:]
+
+    async def run() -> dict[str, list[float]]:
+        settings = Settings(
+            database_url=url, data_dir=data_dir, admin_token=SecretStr(TOKEN), run_jobs=False, db_pool_size=32
+        )
+        app = create_app(settings)
+        async with app.router.lifespan_context(app):
+            for _ in range(500):  # until the token cache trusts its revocation listener
+                if app.state.services.tokens.listening:
+                    break
+                await asyncio.sleep(0.01)
+            found = {"bare FastAPI POST": await _cpu_per_request(bare_app.app, lambda r: "x", False)}
+            pick = lambda r: others[r.randrange(len(others))]  # noqa: E731
+            found["authorize, 10,000 accounts"] = await _cpu_per_request(app, pick, False)
+            found["authorize+settle pair, 10,000 accounts"] = await _cpu_per_request(app, pick, True)
+            return found
+
+    found = asyncio.run(run())
+    bare = statistics.median(found["bare FastAPI POST"])
+    for label, samples in found.items():
+        median = statistics.median(samples)
+        shown = ", ".join(f"{s:.0f}" for s in samples)
+        print(
+            f"{label:42s} app CPU {median:7.0f} us per request (samples {shown})"
+            f" | bare/this {bare / median:6.1%}",
+            flush=True,
+        )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--seconds", type=float, default=4.0, help="measured seconds per phase")
@@ -457,6 +566,7 @@ def main() -> None:
     parser.add_argument(
         "--save-baseline", action="store_true", help=f"store the medians as the baseline ({BASELINE.name})"
     )
+    parser.add_argument("--cpu", action="store_true", help="only the app's CPU per request, in-process")
     args = parser.parse_args()
     print(
         f"creditgate authorize bench, {datetime.now(UTC):%Y-%m-%d %H:%M} UTC, {os.cpu_count()} CPUs, "
@@ -464,6 +574,13 @@ def main() -> None:
         flush=True,
     )
     with tempfile.TemporaryDirectory(prefix="cg-bench-") as tmp:
+        if args.cpu:
+            url = create_pg_database()
+            try:
+                cpu_mode(url, Path(tmp))
+            finally:
+                drop_pg_database(url)
+            return
         medians: list[tuple[str, list[dict[str, Figures]]]] = []
         if not args.no_postgres:
             pg_runs = []

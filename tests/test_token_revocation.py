@@ -16,6 +16,7 @@ from creditgate.accounts.principal import Principal
 from creditgate.accounts.revocation import CHANNEL, TokenCache
 from creditgate.db import Database
 from creditgate.db.notify import notify
+from creditgate.errors import AuthenticationError
 from tests import cluster_support, support
 
 AUTHORIZE = "/v1/gateway/authorize"
@@ -41,6 +42,35 @@ def test_a_lookup_that_began_before_an_eviction_caches_nothing() -> None:
     assert cache.get("digest") == ALICE
     cache.evict_token("tok_a")
     assert cache.get("digest") is None
+
+
+def test_concurrent_misses_share_one_lookup_and_its_error() -> None:
+    async def main() -> None:
+        cache = TokenCache(listened=False)
+        calls: list[str] = []
+
+        async def lookup() -> Principal:
+            calls.append("read")
+            await asyncio.sleep(0.01)
+            return ALICE
+
+        async def refused() -> Principal:
+            calls.append("refused")
+            await asyncio.sleep(0.01)
+            raise AuthenticationError("invalid token")
+
+        assert await asyncio.gather(*[cache.resolve("digest", lookup) for _ in range(20)]) == [ALICE] * 20
+        assert calls == ["read"]
+        assert await cache.resolve("digest", lookup) == ALICE  # cached
+        outcomes = await asyncio.gather(
+            *[cache.resolve("bad", refused) for _ in range(5)], return_exceptions=True
+        )
+        assert calls == ["read", "refused"] and all(isinstance(o, AuthenticationError) for o in outcomes)
+        with pytest.raises(AuthenticationError):  # a refusal is not cached: asked again, looked up again
+            await cache.resolve("bad", refused)
+        assert calls == ["read", "refused", "refused"]
+
+    asyncio.run(main())
 
 
 def test_a_listened_cache_caches_only_while_its_listener_is_up() -> None:

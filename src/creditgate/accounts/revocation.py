@@ -9,12 +9,15 @@ the revoking process evicts in-process, and entries live `LOCAL_SECONDS` at most
 
 A lookup that started before an eviction must not put back what was evicted: `begin()` hands
 out the cache's generation, every eviction (and every listener up/down) bumps it, and `put`
-with a stale generation stores nothing.
+with a stale generation stores nothing. Concurrent misses on one token share one lookup
+(`resolve`), so a cold cache under load opens one database read per token, not one per request.
 """
 
 from __future__ import annotations
 
+import asyncio
 import time
+from collections.abc import Awaitable, Callable
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -35,6 +38,7 @@ class TokenCache:
         self.listening = False
         self.generation = 0
         self._entries: dict[str, tuple[Principal, float]] = {}
+        self._lookups: dict[str, asyncio.Task[Principal]] = {}
 
     @property
     def active(self) -> bool:
@@ -48,6 +52,31 @@ class TokenCache:
             del self._entries[digest]
             return None
         return hit[0]
+
+    async def resolve(self, digest: str, lookup: Callable[[], Awaitable[Principal]]) -> Principal:
+        """The cached principal, or `lookup()`'s (shared by every concurrent miss on `digest`,
+        cached unless evicted meanwhile); its errors reach every caller."""
+        found = self.get(digest)
+        if found is not None:
+            return found
+        task = self._lookups.get(digest)
+        if task is None:
+            task = asyncio.ensure_future(self._lookup(digest, lookup))
+            self._lookups[digest] = task
+            task.add_done_callback(lambda done: self._lookup_done(digest, done))
+        return await asyncio.shield(task)  # a caller that goes away does not cancel the others'
+
+    async def _lookup(self, digest: str, lookup: Callable[[], Awaitable[Principal]]) -> Principal:
+        generation = self.begin()
+        found = await lookup()
+        self.put(digest, found, generation)
+        return found
+
+    def _lookup_done(self, digest: str, task: asyncio.Task[Principal]) -> None:
+        if self._lookups.get(digest) is task:
+            del self._lookups[digest]
+        if not task.cancelled():
+            task.exception()  # retrieved here: every caller may have gone away
 
     def begin(self) -> int:
         """The generation to hand back to `put` after the lookup."""

@@ -39,17 +39,17 @@ def presented_secrets(request: Request) -> list[str]:
 async def principal(request: Request) -> Principal:
     """FastAPI dependency: the authenticated caller (any presented credential may match)."""
     svc = services(request)
+    admin_token = svc.settings.secret("admin_token")
     for secret in presented_secrets(request):
-        digest = hashlib.sha256(secret.encode()).hexdigest()
-        found = svc.tokens.get(digest)
-        if found is None:
-            generation = svc.tokens.begin()
-            try:
-                async with svc.db.read() as conn:
-                    found = await accounts.authenticate(conn, secret, svc.settings.secret("admin_token"))
-            except AuthenticationError:
-                continue
-            svc.tokens.put(digest, found, generation)
+
+        async def lookup(secret: str = secret) -> Principal:
+            async with svc.db.read() as conn:
+                return await accounts.authenticate(conn, secret, admin_token)
+
+        try:
+            found = await svc.tokens.resolve(hashlib.sha256(secret.encode()).hexdigest(), lookup)
+        except AuthenticationError:
+            continue
         request.state.account_id = found.account_id  # for the access log
         return found
     raise AuthenticationError("Invalid access token")
