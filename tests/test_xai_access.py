@@ -23,7 +23,7 @@ INFO = {
     "taxIdType": "us_ein",
     "taxNumber": "98-7654321",
 }
-READS = ("billing-info", "payment-method", "invoices", "prepaid/balance")
+READS = ("billing-info", "payment-method", "invoices", "prepaid/balance", "postpaid/invoice/preview")
 USAGE_BODY = {
     "analyticsRequest": {
         "timeRange": {
@@ -68,7 +68,7 @@ def test_keys_team_ids_and_foreign_teams(server: support.LiveServer) -> None:
         assert status_body(c.get(Team(missing, "", "").path("prepaid/balance")), 404, 5)
     with server.client(team.write) as c:
         assert c.post(team.path("billing-info"), json={"billingInfo": INFO}).status_code == 200
-        r = c.get(team.path("postpaid/invoice/preview"))  # phase 2: not served yet
+        r = c.get(team.path("postpaid/no-such-route"))  # an unknown route under the prefix
         assert status_body(r, 404, 5) == "Not Found"
 
 

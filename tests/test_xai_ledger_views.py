@@ -215,5 +215,6 @@ def test_a_monthly_statement_is_a_monthly_invoice_with_unit_type_lines(w: World)
     assert [line["amount"] for line in lines] == ["80", "10", "200"]
     assert (statement["invoiceStatus"], statement["total"]) == ("PENDING", "190")
     [spend] = [ch for ch in balance["changes"] if ch["changeOrigin"] == "SPEND"]
-    assert (spend["spendBpKeyYear"], spend["spendBpKeyMonth"], spend["amount"]) == (2030, 6, {"val": "290"})
+    # the SPEND change is the prepaid part; the postpaid part is on the (unpaid) monthly invoice
+    assert (spend["spendBpKeyYear"], spend["spendBpKeyMonth"], spend["amount"]) == (2030, 6, {"val": "100"})
     assert balance["total"] == {"val": "190"}  # overdrawn: positive

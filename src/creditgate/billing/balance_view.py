@@ -1,8 +1,12 @@
 """The prepaid balance as a list of changes, a view over the ledger and the top-ups.
 
-Each credit or debit of the ledger is one change, except usage, which is one change per UTC
-calendar month (the billing period). Top-ups not (yet) paid are listed with their status but
-move no money. Amounts are ledger units, credit positive, as in the ledger.
+Each credit or debit of the ledger is one change, except usage, which is one SPEND change per
+UTC calendar month (the billing cycle): the prepaid part of the month's usage (billing.cycle).
+A closed month's SPEND is the one its statement recorded (usage - due), so it never moves;
+the open months' are computed the same way, live. The postpaid part of the usage is billed on
+the monthly invoice instead, and the card payments of monthly invoices (ledger kind
+`payment`) are not prepaid changes either. Top-ups not (yet) paid are listed with their
+status but move no money. Amounts are ledger units, credit positive, as in the ledger.
 """
 
 from __future__ import annotations
@@ -14,14 +18,16 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from creditgate.billing import cycle
 from creditgate.billing.invoices import month_bounds
-from creditgate.billing.models import invoices, topups
+from creditgate.billing.models import invoices, statements, topups
 from creditgate.ledger import history
 from creditgate.ledger import service as ledger
 from creditgate.money import cents
 
 # ledger entry kind -> change origin (top-ups are "purchase" or "auto_purchase" by origin)
 ORIGINS = {"grant": "manual", "adjustment": "manual", "expiry": "manual", "refund": "refund"}
+POSTPAID_PAYMENT = "payment"  # ledger kind of a monthly invoice's card payment
 TOPUP_STATES = {"created": "to_charge", "pending": "to_charge", "failed": "failed_to_charge"}
 
 
@@ -41,7 +47,7 @@ class BalanceChange:
 @dataclass(frozen=True)
 class BalanceView:
     account_id: str
-    balance: int  # ledger units: the sum of the counted changes
+    balance: int  # ledger units: the ledger balance (the counted changes but unpaid postpaid usage)
     changes: list[BalanceChange]
 
 
@@ -75,12 +81,22 @@ def _topup_change(row: Any, amount: int, created_at: datetime, status: str, coun
     )
 
 
+async def _closed_months(conn: AsyncConnection, account_id: str) -> dict[datetime, int]:
+    """period start -> the prepaid part (ledger units, positive) of each month closed with
+    its ledger usage recorded (migration 0013 on)."""
+    s = statements.c
+    stmt = select(s.period_start, s.usage, s.due).where(s.account_id == account_id, s.usage.is_not(None))
+    return {row.period_start: int(row.usage) - int(row.due) for row in await conn.execute(stmt)}
+
+
 async def balance_view(conn: AsyncConnection, account_id: str, now: datetime) -> BalanceView:
     """Every change of the account's prepaid balance, oldest first, and the balance."""
     account = await ledger.get_account(conn, account_id)
     by_id = await _topups(conn, account_id)
     changes: list[BalanceChange] = []
     for entry in await history.entries_except(conn, account_id):
+        if entry.kind == POSTPAID_PAYMENT:
+            continue
         topup = by_id.pop(entry.ref[6:], None) if entry.ref and entry.ref.startswith("topup:") else None
         if topup is not None:
             changes.append(_topup_change(topup, entry.amount, entry.created_at, "succeeded", True))
@@ -91,12 +107,16 @@ async def balance_view(conn: AsyncConnection, account_id: str, now: datetime) ->
         status = TOPUP_STATES.get(row.status)
         if status is not None:
             changes.append(_topup_change(row, cents(int(row.amount)), row.created_at, status, False))
+    closed = await _closed_months(conn, account_id)
     for month in await history.monthly_totals(conn, account_id):
-        end = month_bounds(datetime(month.year, month.month, 1, tzinfo=UTC))[1]
+        start, end = month_bounds(datetime(month.year, month.month, 1, tzinfo=UTC))
+        spend = closed.get(start)
+        if spend is None:  # not closed yet: the prepaid part at the balance so far
+            balance = int(account.balance) if end > now else await history.balance_at(conn, account_id, end)
+            usage = -month.amount
+            spend = usage - cycle.postpaid_part(account.mode, usage, balance)
         changes.append(
-            BalanceChange(
-                "spend", month.amount, None, period=(month.year, month.month), sort_key=min(end, now)
-            )
+            BalanceChange("spend", -spend, None, period=(month.year, month.month), sort_key=min(end, now))
         )
     changes.sort(key=lambda change: change.sort_key or now)
     return BalanceView(account_id, int(account.balance), changes)

@@ -1,15 +1,18 @@
 """All invoices of an account with what a statement of account shows next to each: the
-billing cycle it belongs to, a statement's lines and totals, a top-up's card."""
+billing cycle it belongs to, a statement's lines and totals and its card charges, a top-up's
+card."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from creditgate.billing import statement_charges
 from creditgate.billing.invoices_repo import invoice_from_row
 from creditgate.billing.models import invoices, statements, topups
 from creditgate.billing.rows import Invoice
@@ -23,6 +26,12 @@ class StatementPart:
     total: int  # ledger units of usage
     credits: int  # ledger units paid from prepaid credit
     due: int  # ledger units billed
+    usage: int  # ledger units the ledger debited in the month (total for months closed before 0013)
+    attempts: list[statement_charges.Attempt] = field(default_factory=list)  # card charges of `due`
+
+    def first_charge_at(self, created_at: datetime) -> datetime | None:
+        """When the card was first to be charged: the close, for a statement with an amount due."""
+        return created_at if self.due > 0 else None
 
 
 @dataclass(frozen=True)
@@ -41,7 +50,14 @@ async def list_all(
     s, t = statements.c, topups.c
     stmt = (
         select(
-            invoices, s.period_start, s.lines, s.total, s.credits, s.due, t.payment_method_id.label("card")
+            invoices,
+            s.period_start,
+            s.lines,
+            s.total,
+            s.credits,
+            s.due,
+            s.usage,
+            t.payment_method_id.label("card"),
         )
         .outerjoin(statements, s.invoice_id == invoices.c.id)
         .outerjoin(topups, t.invoice_id == invoices.c.id)
@@ -51,12 +67,22 @@ async def list_all(
     if invoice_ids is not None:
         stmt = stmt.where(invoices.c.id.in_(list(invoice_ids)))
     out = []
-    for row in await conn.execute(stmt):
+    rows = list(await conn.execute(stmt))
+    attempts = await statement_charges.attempts_of(conn, [r.id for r in rows if r.origin == STATEMENT])
+    for row in rows:
         invoice = invoice_from_row(row)
         part = None
         moment = invoice.created_at
         if invoice.origin == STATEMENT and row.period_start is not None:
-            part = StatementPart(list(row.lines or []), int(row.total), int(row.credits), int(row.due))
+            usage = int(row.total if row.usage is None else row.usage)
+            part = StatementPart(
+                list(row.lines or []),
+                int(row.total),
+                int(row.credits),
+                int(row.due),
+                usage,
+                attempts.get(invoice.id, []),
+            )
             moment = row.period_start
         out.append(ListedInvoice(invoice, (moment.year, moment.month), part, row.card))
     return out

@@ -1,4 +1,4 @@
-"""SQL for invoices and monthly statements. Only billing's invoice modules (invoices,
+"""SQL for invoices and monthly statements. Only billing's invoice modules (invoices, statement_charges,
 statements, invoice_listing) import this module."""
 
 from __future__ import annotations
@@ -49,6 +49,7 @@ def _statement(row: Row[Any]) -> Statement:
         due=int(row.due),
         lines=list(row.lines),
         created_at=row.created_at,
+        usage=None if row.usage is None else int(row.usage),
     )
 
 
@@ -160,6 +161,7 @@ async def insert_statement(conn: AsyncConnection, statement: Statement) -> None:
             due=statement.due,
             lines=statement.lines,
             created_at=statement.created_at,
+            usage=statement.usage,
         )
     )
 

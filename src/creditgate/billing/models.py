@@ -154,5 +154,27 @@ statements = Table(
     Column("due", BigInteger, nullable=False),  # units not covered (postpaid only)
     Column("lines", Json, nullable=False),
     Column("created_at", UTCDateTime, nullable=False),
+    # ledger units of usage posted in the month (the SPEND change is usage - due); NULL for
+    # months closed before migration 0013
+    Column("usage", BigInteger, nullable=True),
     PrimaryKeyConstraint("account_id", "period_start"),
+)
+
+# Card charges of monthly (statement) invoices with an amount due, one row per attempt
+# (xAI `chargerAttempts`): tickets from 0; the processor is called under the idempotency key
+# `statement:<invoice id>:<ticket>` between two commits, so an attempt never charges twice.
+statement_charges = Table(
+    "statement_charges",
+    metadata,
+    Column("invoice_id", String(40), ForeignKey("invoices.id"), nullable=False),
+    Column("ticket", Integer, nullable=False),
+    Column("account_id", String(64), ForeignKey("accounts.id"), nullable=False),
+    Column("payment_method_id", String(100), nullable=False),
+    Column("amount", BigInteger, nullable=False),  # cents
+    Column("status", String(16), nullable=False),  # pending|succeeded|failed
+    Column("payment_id", String(100), nullable=True),
+    Column("failure_code", String(64), nullable=True),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+    PrimaryKeyConstraint("invoice_id", "ticket"),
 )

@@ -166,6 +166,7 @@ class Statement:
     due: int
     lines: list[dict[str, Any]]
     created_at: datetime
+    usage: int | None = None  # ledger usage posted in the month; None if closed before 0013
 
 
 @dataclass(frozen=True)

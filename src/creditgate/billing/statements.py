@@ -12,11 +12,16 @@ What is due:
 * prepaid accounts: nothing. Usage was paid from credit as it happened; an overdraft (a
   negative balance) is taken from the next top-up, so billing it here would charge twice.
   The statement is `paid`, amount_due 0; the PDF shows the credit applied.
-* postpaid accounts: the part of the statement's usage the balance does not cover,
-  `min(usage, max(0, -balance at close))`, in whole cents. Status `open` when that is
-  non-zero. Earlier unpaid statements are not billed again: their deficit is already in the
-  balance, and each statement asks at most for its own usage. Collecting it (a top-up
-  restores the balance) and marking it paid are the operator's (`mark_paid`).
+* postpaid accounts: the part of the month's usage (what the ledger debited in the month)
+  the balance does not cover, `min(usage, max(0, -balance at the month's end))`, in whole
+  cents (billing.cycle). Status `open` when that is non-zero. Earlier unpaid statements are
+  not billed again: their deficit is already in the balance, and each statement asks at most
+  for its own usage. The statement job charges it to the account's default card
+  (billing.statement_charges: the payment is credited to the ledger); the operator may also
+  collect it outside creditgate and mark it paid (`mark_paid`).
+
+`usage - due` is the prepaid part: the month's SPEND change in the prepaid balance view
+(billing.balance_view), stored with the statement so it never moves once the month is closed.
 """
 
 from __future__ import annotations
@@ -26,12 +31,13 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from creditgate.billing import invoices
+from creditgate.billing import cycle, invoices, statement_charges
 from creditgate.billing import invoices_repo as repo
 from creditgate.billing.invoices import month_bounds
 from creditgate.billing.parties import Seller
 from creditgate.billing.rows import Invoice, Statement
 from creditgate.errors import Conflict, NotFound
+from creditgate.ledger import history
 from creditgate.ledger import service as ledger
 from creditgate.ledger.rows import Account
 from creditgate.metering import service as metering
@@ -78,28 +84,18 @@ async def _close_month(
     rows = await metering.usage_by_model(conn, account.id, start, end)
     earlier = sum(int(r.cost) for r in await metering.usage_by_model(conn, account.id, _BEGINNING, start))
     late = max(0, earlier - await repo.statement_totals_before(conn, account.id, start))
-    lines: list[dict[str, Any]] = [
-        {
-            "provider": r.provider,
-            "model": r.model,
-            "events": int(r.events),
-            "input_tokens": int(r.input_tokens),
-            "output_tokens": int(r.output_tokens),
-            "cached_tokens": int(r.cached_tokens),
-            "cost": int(r.cost),
-        }
-        for r in rows
-        if int(r.events) or int(r.cost)
-    ]
+    lines: list[dict[str, Any]] = [cycle.usage_line(r) for r in rows if int(r.events) or int(r.cost)]
     if late:
         lines.append({"provider": None, "model": None, "events": 0, "cost": late, "late": True})
     total = sum(line["cost"] for line in lines)
-    due = min(total, max(0, -account.balance)) if account.mode == "postpaid" else 0
+    usage = await cycle.cycle_usage(conn, account.id, start, end)
+    # the postpaid part at the balance the month ended with (billing.cycle)
+    due = cycle.postpaid_part(account.mode, usage, await history.balance_at(conn, account.id, end))
     invoice_id = None
-    if lines:
+    if lines or due:
         invoice_id = await _issue(conn, account.id, start, total, due, now, seller)
     statement = Statement(
-        account.id, start, end, invoice_id, account.mode, total, late, total - due, due, lines, now
+        account.id, start, end, invoice_id, account.mode, total, late, total - due, due, lines, now, usage
     )
     await repo.insert_statement(conn, statement)
 
@@ -181,6 +177,10 @@ async def mark_paid(conn: AsyncConnection, account_id: str, invoice_id: str, now
         raise NotFound(f"no statement invoice {invoice_id!r}")
     if invoice.status == "paid":
         return
+    await ledger.lock(conn, [account_id])  # the charge pass claims attempts under this lock
+    attempts = (await statement_charges.attempts_of(conn, [invoice_id])).get(invoice_id, [])
+    if attempts and attempts[-1].status == "pending":
+        raise Conflict(f"a card charge of statement {invoice_id} is in progress; try again shortly")
     values = {"status": "paid", "amount_paid": invoice.amount_due, "paid_at": now}
     if not await repo.update_invoice(conn, invoice_id, values, from_statuses=("open",)):
         raise Conflict(f"statement {invoice_id} is {invoice.status}")

@@ -73,3 +73,28 @@ async def monthly_totals(conn: AsyncConnection, account_id: str, kind: str = USA
 
 def _aware(moment: datetime) -> datetime:
     return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
+async def posted_between(
+    conn: AsyncConnection, account_id: str, start: datetime, end: datetime, kind: str = USAGE
+) -> int:
+    """The sum of the account's entries of `kind` created in [start, end) (usage: negative)."""
+    c = ledger_entries.c
+    stmt = select(func.coalesce(func.sum(c.amount), 0)).where(
+        c.account_id == account_id, c.kind == kind, c.created_at >= start, c.created_at < end
+    )
+    return int((await conn.execute(stmt)).scalar_one())
+
+
+async def balance_at(conn: AsyncConnection, account_id: str, moment: datetime) -> int:
+    """The account's balance just before `moment`: the running balance of its last entry
+    created before then (0 without one)."""
+    c = ledger_entries.c
+    stmt = (
+        select(c.balance_after)
+        .where(c.account_id == account_id, c.created_at < moment)
+        .order_by(c.id.desc())
+        .limit(1)
+    )
+    value = (await conn.execute(stmt)).scalar_one_or_none()
+    return 0 if value is None else int(value)

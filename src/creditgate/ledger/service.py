@@ -31,6 +31,7 @@ ENTRY_KINDS: dict[str, int] = {
     "adjustment": 0,
     "refund": 0,
     "expiry": -1,
+    "payment": +1,  # a monthly (postpaid) invoice paid by card: billing.statement_charges
 }
 
 

@@ -5,32 +5,22 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
 
-from creditgate.billing import balance_view, billing_info, cards, invoice_listing
+from creditgate.billing import balance_view, billing_info, cards, cycle, invoice_listing
 from creditgate.billing.balance_view import BalanceView
 from creditgate.billing.billing_info import BillingInfo
+from creditgate.billing.cycle import CycleLine
 from creditgate.billing.invoice_listing import ListedInvoice
 from creditgate.billing.rows import Card, Profile
 from creditgate.ledger import service as ledger
-from creditgate.metering import unit_types
+from creditgate.money import to_whole_cents
 from creditgate.workflows.context import Context
-
-
-@dataclass(frozen=True)
-class InvoiceLine:
-    cluster: str  # the provider
-    description: str  # the model
-    unit_type: str
-    unit_price: int  # 1e-10 USD per unit
-    units: int
-    cost: int  # ledger units
 
 
 @dataclass(frozen=True)
 class InvoiceView:
     listed: ListedInvoice
-    lines: list[InvoiceLine]
+    lines: list[CycleLine]
 
 
 @dataclass(frozen=True)
@@ -53,35 +43,14 @@ async def payment_methods(ctx: Context, team_id: str) -> list[Card]:
     return sorted(saved, key=lambda card: not card.is_default)
 
 
-def _statement_lines(ctx: Context, listed: ListedInvoice) -> list[InvoiceLine]:
+def _statement_lines(ctx: Context, listed: ListedInvoice) -> list[CycleLine]:
     """A statement's usage per provider/model split into unit types at the catalog price in
-    force when its period began; a line for late usage of earlier periods keeps its total."""
+    force when its period began, and a correction line to the month's ledger usage
+    (billing.cycle)."""
     if listed.statement is None:
         return []
-    year, month = listed.cycle
-    at = datetime(year, month, 1, tzinfo=UTC)
-    lines = []
-    for line in listed.statement.lines:
-        if line.get("late"):
-            text = "Usage of earlier periods reported after they closed"
-            lines.append(InvoiceLine("", text, "", 0, 0, int(line["cost"])))
-            continue
-        price = unit_types.price_at(ctx.catalog, line["provider"], line["model"], at)
-        parts = unit_types.split(
-            price,
-            input_tokens=int(line["input_tokens"]),
-            cached_tokens=int(line.get("cached_tokens", 0)),
-            output_tokens=int(line["output_tokens"]),
-            events=int(line["events"]),
-            cost=int(line["cost"]),
-        )
-        for part in parts:
-            lines.append(
-                InvoiceLine(
-                    line["provider"], line["model"], part.unit_type, part.unit_price, part.units, part.cost
-                )
-            )
-    return lines
+    lines = cycle.unit_lines(ctx.catalog, listed.statement.lines, cycle.cycle_start(*listed.cycle))
+    return cycle.with_correction(lines, to_whole_cents(listed.statement.usage))
 
 
 async def team_invoices(

@@ -1,9 +1,9 @@
 """The xAI Management API's billing routes under /v1/billing/teams/{team_id}
 (contract: xai-billing.md), served as protojson, plus the key validation route.
 
-Phase 1: billing info, payment methods, invoices, prepaid balance and usage analytics. Phase 2:
-postpaid spending limits. The invoice preview, top-up and the default payment method are not
-registered yet (docs/xai.md).
+Served: billing info, payment methods, invoices, prepaid balance, usage analytics, postpaid
+spending limits and the postpaid invoice preview. Top-up and the default payment method are
+not registered yet (docs/xai.md).
 """
 
 from fastapi import APIRouter
@@ -14,12 +14,13 @@ from creditgate.api.xai import (
     invoices,
     keys,
     payment_methods,
+    preview,  # postpaid invoice preview (the billing cycle)
     spending_limits,  # postpaid spending limits
     usage,
 )
 
 router = APIRouter()
-for _module in (keys, billing_info, payment_methods, invoices, balance, usage):
+for _module in (keys, billing_info, payment_methods, invoices, balance, usage, preview):
     router.include_router(_module.router)
 router.include_router(spending_limits.router)
 

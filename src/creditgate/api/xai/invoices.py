@@ -75,21 +75,20 @@ def parse_filter(query: QueryParams) -> tuple[str | None, tuple[int, int] | None
 def bundle(ctx: Context, team_id: str, view: xai_reads.InvoiceView) -> InvoiceBundle:
     listed, invoice = view.listed, view.listed.invoice
     split = tax.split(invoice.amount_due, documents.seller_of(invoice, ctx.seller).tax_rate_bps)
-    attempts = [
-        ChargerAttempt(
-            i, invoice.status == "paid" and i == invoice.attempt_count - 1, listed.payment_method_id or ""
-        )
-        for i in range(invoice.attempt_count)
-    ]
+    if listed.statement is None:  # a top-up: its attempts are counted, the last one settled it
+        attempts = [
+            ChargerAttempt(
+                i, invoice.status == "paid" and i == invoice.attempt_count - 1, listed.payment_method_id or ""
+            )
+            for i in range(invoice.attempt_count)
+        ]
+    else:  # a monthly invoice: each card charge is recorded (billing.statement_charges)
+        attempts = [
+            ChargerAttempt(a.ticket, a.status == "succeeded", a.payment_method_id)
+            for a in listed.statement.attempts
+        ]
     lines = [
-        Line(
-            line.cluster,
-            line.description,
-            line.unit_type,
-            line.unit_price,
-            line.units,
-            to_whole_cents(line.cost),
-        )
+        Line(line.cluster, line.description, line.unit_type, line.unit_price, line.units, line.cents)
         for line in view.lines
     ]
     message = InvoiceBundle(
@@ -98,6 +97,9 @@ def bundle(ctx: Context, team_id: str, view: xai_reads.InvoiceView) -> InvoiceBu
         invoice_number=invoice.number,
         create_time=invoice.created_at,
         invoice_status=STATUSES.get(invoice.status, InvoiceStatus.INVALID),
+        first_desired_next_cycle_ts=(
+            listed.statement.first_charge_at(invoice.created_at) if listed.statement else None
+        ),
         charger_attempts=attempts,
         lines=lines,
         subtotal=split.net,
