@@ -52,6 +52,7 @@ KNOWN_EXCEPTIONS = {
     ("invoices", "primary key", ("id",)),
     ("ledger_entries", "primary key", ("id",)),
     ("statements", "unique", ("invoice_id",)),
+    ("statement_charges", "primary key", ("invoice_id", "ticket")),
     ("topup_refunds", "primary key", ("id",)),
     ("topups", "primary key", ("id",)),
     ("topups", "unique", ("invoice_id",)),
