@@ -9,8 +9,12 @@ Everything runs on 127.0.0.1: the script creates (and drops) its own PostgreSQL 
 (CREDITGATE_BENCH_PG, default postgresql://postgres@127.0.0.1:5432/postgres) or a SQLite
 file in a temp dir, creates the accounts, starts each server as a subprocess, measures for
 a fixed time after a warm-up, stops it, and finally checks the books (every unique event
-stored once, reconcile ok). It prints events/s, p50/p99 batch latency and our ratio to the
-bare endpoint. The load generator is a minimal asyncio HTTP/1.1 client (pre-built request
+stored once, reconcile ok). It prints events/s, p50/p99 batch latency, our ratio to the
+bare endpoint, the server's peak RSS and the usage applier's lag (how long the oldest stored but
+unapplied usage had waited, sampled every 100 ms: p99 of the samples), at full load and in a
+paced run at --paced-fraction of the full-load rate (open loop: latency from each request's
+scheduled time). `--save-baseline` stores the medians in bench/baseline.json; later runs print
+their ratio to it. The load generator is a minimal asyncio HTTP/1.1 client (pre-built request
 bytes, fresh event ids per request by substitution) so it takes as little CPU as possible
 from the server it shares the machine with.
 """
@@ -19,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 import random
 import statistics
@@ -211,6 +216,23 @@ class Load:
     errors: int = 0
     latencies: list[float] = field(default_factory=list)
     counter: int = 0
+    lags: list[float] = field(default_factory=list)  # seconds the oldest pending usage waited
+    drain_s: float = 0.0  # after the load: until nothing was left to apply
+
+
+class Pacer:
+    """Open-loop schedule: request k is due at start + k / rate, whoever sends it."""
+
+    def __init__(self, rate: float, start: float) -> None:
+        self.interval, self.start, self.k = 1.0 / rate, start, 0
+
+    async def next_due(self) -> float:
+        due = self.start + self.k * self.interval
+        self.k += 1
+        delay = due - time.perf_counter()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        return due
 
 
 async def _client(
@@ -222,11 +244,12 @@ async def _client(
     load: Load,
     measure_from: float,
     stop_at: float,
+    pacer: Pacer | None,
 ) -> None:
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
     try:
         while True:
-            started = time.perf_counter()
+            started = time.perf_counter() if pacer is None else await pacer.next_due()
             if started >= stop_at:
                 return
             load.counter += 1
@@ -263,6 +286,8 @@ async def run_load(
     warmup: float,
     duration: float,
     counter_start: int,
+    rate: float | None = None,
+    url: str | None = None,
 ) -> Load:
     head = (
         b"POST /v1/gateway/usage HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer "
@@ -271,13 +296,95 @@ async def run_load(
     )
     load = Load(counter=counter_start)
     start = time.perf_counter()
+    pacer = None if rate is None else Pacer(rate, start)
+    watch = None if url is None else asyncio.create_task(_watch_lag(url, load, start + warmup))
     await asyncio.gather(
         *[
-            _client(port, head, tmpls, accounts, spread, load, start + warmup, start + warmup + duration)
+            _client(
+                port, head, tmpls, accounts, spread, load, start + warmup, start + warmup + duration, pacer
+            )
             for _ in range(clients)
         ]
     )
+    if watch is not None:
+        stopped = time.perf_counter()
+        watch.cancel()
+        await asyncio.gather(watch, return_exceptions=True)
+        await _wait_applied(url or "")
+        load.drain_s = time.perf_counter() - stopped
     return load
+
+
+async def _oldest_wait(db: Any) -> float:
+    """Seconds the oldest stored-but-unapplied usage has waited (0: the applier is caught up)."""
+    from sqlalchemy import text
+
+    from creditgate.clock import system_clock
+
+    async with db.read() as conn:
+        oldest = (await conn.execute(text("SELECT min(received_at) FROM usage_pending"))).scalar_one()
+    if oldest is None:
+        return 0.0
+    if isinstance(oldest, str):  # SQLite through text(): ISO 8601
+        from datetime import datetime
+
+        oldest = datetime.fromisoformat(oldest)
+    if oldest.tzinfo is None:
+        from datetime import UTC
+
+        oldest = oldest.replace(tzinfo=UTC)
+    return max(0.0, (system_clock() - oldest).total_seconds())
+
+
+async def _watch_lag(url: str, load: Load, measure_from: float) -> None:
+    from creditgate.config import normalize_database_url
+    from creditgate.db import Database
+
+    db = Database(normalize_database_url(url), pool_size=1)
+    try:
+        while True:
+            try:
+                lag = await _oldest_wait(db)
+            except Exception as exc:  # a baseline run of code without the applier's queue
+                log(f"  (applier lag not measured: {type(exc).__name__})")
+                return
+            if time.perf_counter() >= measure_from:
+                load.lags.append(lag)
+            await asyncio.sleep(0.1)
+    finally:
+        await db.dispose()
+
+
+async def _wait_applied(url: str, timeout: float = 120.0) -> None:
+    from creditgate.config import normalize_database_url
+    from creditgate.db import Database
+
+    db = Database(normalize_database_url(url), pool_size=1)
+    try:
+        deadline = time.perf_counter() + timeout
+        with contextlib.suppress(Exception):  # no queue: nothing to wait for
+            while await _oldest_wait(db) > 0 and time.perf_counter() < deadline:
+                await asyncio.sleep(0.05)
+    finally:
+        await db.dispose()
+
+
+def peak_rss_mb(pgid: int | None) -> float:
+    """The largest peak resident set (VmHWM) among the server's processes, in MB."""
+    if pgid is None:
+        return 0.0
+    from bench_support import _group_pids
+
+    peak = 0
+    for pid in _group_pids(pgid):
+        try:
+            with open(f"/proc/{pid}/status") as f:
+                for line in f:
+                    if line.startswith("VmHWM:"):
+                        peak = max(peak, int(line.split()[1]))
+        except OSError:
+            continue
+    return peak / 1024
 
 
 def measure(
@@ -288,6 +395,7 @@ def measure(
     accounts: list[str],
     counter_start: int,
     url: str | None = None,
+    rate: float | None = None,
 ) -> tuple[Load, dict[str, float]]:
     port = server.port
     pgid = server.proc.pid if server.proc is not None else None
@@ -309,9 +417,12 @@ def measure(
             args.warmup,
             args.duration,
             counter_start,
+            None if rate is None else rate / args.batch,
+            url,
         )
     )
     cpu_after = cpu_seconds(pgid, url)
+    lags = sorted(load.lags) or [0.0]
     per_k = max(load.requests * args.batch, 1) / 1000 * (args.duration + args.warmup) / args.duration
     lat = sorted(load.latencies) or [0.0]
     figures = {
@@ -322,18 +433,26 @@ def measure(
         "errors": load.errors,
         "server_ms_per_k": (cpu_after[0] - cpu_before[0]) * 1000 / per_k,
         "pg_ms_per_k": (cpu_after[1] - cpu_before[1]) * 1000 / per_k,
+        "lag_p99_s": lags[min(len(lags) - 1, int(len(lags) * 0.99))],
+        "drain_s": load.drain_s,
+        "rss_mb": peak_rss_mb(pgid),
     }
+    applier = (
+        f"  applier lag p99 {figures['lag_p99_s']:.2f} s, drained {figures['drain_s']:.1f} s after"
+        if url is not None
+        else ""
+    )
     log(
-        f"  {name:5s} {figures['events_s']:>9,.0f} events/s  {figures['req_s']:>7,.1f} req/s  "
+        f"  {name:6s} {figures['events_s']:>9,.0f} events/s  {figures['req_s']:>7,.1f} req/s  "
         f"p50 {figures['p50_ms']:7.1f} ms  p99 {figures['p99_ms']:7.1f} ms  non-200: {load.errors}  "
         f"CPU per 1k events: server {figures['server_ms_per_k']:.0f} ms, "
-        f"postgres {figures['pg_ms_per_k']:.0f} ms"
+        f"postgres {figures['pg_ms_per_k']:.0f} ms  peak RSS {figures['rss_mb']:.0f} MB{applier}"
     )
     return load, figures
 
 
 def bench_backend(backend: str, args: argparse.Namespace) -> dict[str, list[dict[str, float]]]:
-    results: dict[str, list[dict[str, float]]] = {"ours": [], "bare": []}
+    results: dict[str, list[dict[str, float]]] = {"ours": [], "paced": [], "bare": []}
     workers = args.workers or 1
     with tempfile.TemporaryDirectory(prefix="creditgate-bench-") as tmp:
         url = create_database(backend, Path(tmp))
@@ -355,7 +474,12 @@ def bench_backend(backend: str, args: argparse.Namespace) -> dict[str, list[dict
                 with ours(url, port, workers, Path(tmp)) as server:
                     load, figures = measure("ours", server, args, tmpls, accounts, counter, url)
                     counter = load.counter
-                results["ours"].append(figures)
+                    results["ours"].append(figures)
+                    if args.paced_fraction > 0:
+                        rate = figures["events_s"] * args.paced_fraction
+                        load, paced = measure("paced", server, args, tmpls, accounts, counter, url, rate)
+                        counter = load.counter
+                        results["paced"].append(paced)
                 port = free_port()
                 with bare(port, workers) as server:
                     _, figures = measure("bare", server, args, tmpls, accounts, 0)
@@ -367,19 +491,52 @@ def bench_backend(backend: str, args: argparse.Namespace) -> dict[str, list[dict
     return results
 
 
-def summary(backend: str, results: dict[str, list[dict[str, float]]]) -> None:
-    def med(kind: str, key: str) -> float:
-        return statistics.median(r[key] for r in results[kind])
+BASELINE = ROOT / "bench" / "baseline.json"
 
-    o, b = med("ours", "events_s"), med("bare", "events_s")
+
+def medians(results: dict[str, list[dict[str, float]]]) -> dict[str, dict[str, float]]:
+    return {
+        kind: {key: statistics.median(r[key] for r in runs) for key in runs[0]}
+        for kind, runs in results.items()
+        if runs
+    }
+
+
+def summary(
+    backend: str, results: dict[str, list[dict[str, float]]], key: str
+) -> dict[str, dict[str, float]]:
+    med = medians(results)
+    o, b = med["ours"]["events_s"], med["bare"]["events_s"]
     spread = [f"{r['events_s']:,.0f}" for r in results["ours"]]
     log(
         f"[{backend}] MEDIAN ours {o:,.0f} events/s (runs: {', '.join(spread)}), "
-        f"p50 {med('ours', 'p50_ms'):.1f} ms, "
-        f"p99 {med('ours', 'p99_ms'):.1f} ms | bare FastAPI parse-only {b:,.0f} events/s, "
-        f"p50 {med('bare', 'p50_ms'):.1f} ms, p99 {med('bare', 'p99_ms'):.1f} ms | "
-        f"ratio ours/bare {o / b:.2f}"
+        f"p50 {med['ours']['p50_ms']:.1f} ms, p99 {med['ours']['p99_ms']:.1f} ms, "
+        f"applier lag p99 {med['ours']['lag_p99_s']:.2f} s, peak RSS {med['ours']['rss_mb']:.0f} MB | "
+        f"bare FastAPI parse-only {b:,.0f} events/s, p50 {med['bare']['p50_ms']:.1f} ms, "
+        f"p99 {med['bare']['p99_ms']:.1f} ms | ratio ours/bare {o / b:.2f}"
     )
+    if "paced" in med:
+        p = med["paced"]
+        log(
+            f"[{backend}] MEDIAN paced at {p['events_s']:,.0f} events/s: p50 {p['p50_ms']:.1f} ms, "
+            f"p99 {p['p99_ms']:.1f} ms, applier lag p99 {p['lag_p99_s']:.2f} s, peak RSS {p['rss_mb']:.0f} MB"
+        )
+    stored = orjson.loads(BASELINE.read_bytes()).get(key) if BASELINE.exists() else None
+    if stored:
+        base = stored["ours"]["events_s"]
+        then = stored["ours"]["events_s"] / stored["bare"]["events_s"]
+        log(
+            f"[{backend}] ratio to baseline ({stored.get('commit', '?')}): {o / base:.2f} "
+            f"({o:,.0f} / {base:,.0f} events/s; ours/bare then {then:.2f})"
+        )
+    return med
+
+
+def _commit() -> str:
+    import subprocess
+
+    out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=ROOT)
+    return out.stdout.strip() or "?"
 
 
 def main() -> None:
@@ -397,6 +554,16 @@ def main() -> None:
         "--workers", type=int, default=0, help="uvicorn workers (default 1, as creditgate serve)"
     )
     parser.add_argument(
+        "--paced-fraction",
+        type=float,
+        default=0.8,
+        help="then a paced run at this fraction of the full-load rate (0: none)",
+    )
+    parser.add_argument(
+        "--save-baseline", action="store_true", help="store the medians in bench/baseline.json"
+    )
+    parser.add_argument("--label", default=None, help="what the saved baseline ran (default: HEAD)")
+    parser.add_argument(
         "--one-account-per-batch",
         dest="spread",
         action="store_false",
@@ -412,8 +579,22 @@ def main() -> None:
     )
     all_results = {backend: bench_backend(backend, args) for backend in backends}
     log("")
+    saved = orjson.loads(BASELINE.read_bytes()) if BASELINE.exists() else {}
     for backend, results in all_results.items():
-        summary(backend, results)
+        key = (
+            f"{backend}/{'spread' if args.spread else 'one-account'}/batch{args.batch}/clients{args.clients}"
+        )
+        med = summary(backend, results, key)
+        if args.save_baseline:
+            saved[key] = {
+                **med,
+                "commit": args.label or _commit(),
+                "runs": args.runs,
+                "duration": args.duration,
+            }
+    if args.save_baseline:
+        BASELINE.write_bytes(orjson.dumps(saved, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS) + b"\n")
+        log(f"baseline saved to {BASELINE}")
 
 
 if __name__ == "__main__":

@@ -92,6 +92,9 @@ def make_settings(database_url: str, data_dir: Path, **overrides: Any) -> Settin
         admin_token=ADMIN_TOKEN,
         db_pool_size=10,
         run_jobs=False,
+        # the suite reads ledger, rollups and spend right after a usage answer: apply inline
+        # (tests/test_usage_applier.py covers the deferred applier)
+        usage_apply="inline",
     )
     return base.replace(**overrides)
 

@@ -19,6 +19,7 @@ from tests.limits_support import (
     settle,
     uvicorn_workers,
 )
+from tests.xai_support import new_team
 
 
 @pytest.fixture(scope="module")
@@ -134,3 +135,28 @@ def test_concurrent_settles_charge_each_hold_once(workers: support.LiveServer) -
     assert sum(not body["replayed"] for body in ok) == 40
     assert all(body["captured_cents"] == 1 for body in ok)
     assert account_state(workers, account) == {"balance": cents(60), "held": 0, "open": 0, "overruns": 0}
+
+
+def test_postpaid_limit_for_exactly_k_grants_exactly_k(workers: support.LiveServer) -> None:
+    """A postpaid team with 17 cents of prepaid credit and a soft limit of 20 cents (under a hard
+    limit of 100): 128 concurrent 1-cent authorizes get exactly 37, never past the limit."""
+    team = new_team(workers, mode="postpaid", postpaid_limit_cents=100)
+    support.grant(workers, team.id, 17)
+    with workers.client(team.write) as c:
+        r = c.post(team.path("postpaid/spending-limits"), json={"desiredSoftSpendingLimit": {"val": "20"}})
+        assert r.status_code == 200, r.text
+    answers = authorize_from_processes(workers, _bodies(team.id, "pp", 128))
+    assert sum(a["allowed"] for a in answers) == 37
+    assert {a["reason"] for a in answers if not a["allowed"]} == {"insufficient_credit"}
+    assert account_state(workers, team.id) == {
+        "balance": cents(17),
+        "held": cents(37),
+        "open": cents(37),
+        "overruns": 0,
+    }
+    with workers.admin() as c:  # spent on account down to exactly minus the limit, and no further
+        for a in answers:
+            if a["allowed"]:
+                settle(c, a["hold_id"], cost="0.01")
+        assert authorize(c, team.id, "pp-next", estimate="0")["allowed"] is False
+    assert account_state(workers, team.id)["balance"] == -cents(20)

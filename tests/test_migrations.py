@@ -23,6 +23,7 @@ from creditgate.limits import models as _limits  # noqa: F401
 from creditgate.metering import models as _metering  # noqa: F401
 from creditgate.notify import models as _notify  # noqa: F401
 from creditgate.payments import sandbox_tables
+from creditgate.workflows import proxy_store as _proxy  # noqa: F401
 from tests import support
 
 

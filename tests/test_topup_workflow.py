@@ -1,9 +1,11 @@
-"""One workflow charges every top-up: a Cloudflare top-up, an admin top-up and an auto top-up
-all go through `workflows.topup.charge_topup` (on session, on session, off session)."""
+"""One workflow charges every top-up: a Cloudflare top-up, an xAI top-up, an admin top-up and an
+auto top-up all go through `workflows.topup.charge_topup` (on session except auto top-up), and
+all charge the default card the xAI API sets."""
 
 from __future__ import annotations
 
 import json
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -15,7 +17,7 @@ from creditgate.money import cents
 from creditgate.workflows import topup as workflow
 from creditgate.workflows.context import Context
 from tests import support
-from tests.autotopup_support import World, account_with_card, configure, spend, topups_of, world
+from tests.autotopup_support import World, account_with_card, configure, save_card, spend, topups_of, world
 from tests.cloudflare_support import billing, sandbox_charges
 
 
@@ -110,3 +112,33 @@ def test_cli_topups_create_charges_once_per_purchase_and_once_per_key(w: World, 
     assert run("topups", "create", account, "1", check=False).returncode == 2
     assert sandbox_charges(w.url, account) == 3
     assert support.balance_units(w.server, account) == cents(3 * 1500)
+
+
+def test_xai_top_up_charges_through_the_same_function_and_the_default_card(
+    w: World, charges: list[tuple[str, str, bool]]
+) -> None:
+    team = str(uuid.uuid4())
+    account, token = account_with_card(w, account_id=team)  # visa
+    visa = support.query(w.url, "SELECT payment_method_id FROM billing_cards WHERE account_id = :a", a=team)[
+        0
+    ][0]
+    save_card(w, account, "5555555555554444")  # mastercard, now the default
+    with w.server.client(token) as c:
+        r = c.post(f"/v1/billing/teams/{team}/payment-method/default", json={"paymentMethodId": visa})
+        assert (r.status_code, r.text) == (200, "{}")
+        r = c.post(f"/v1/billing/teams/{team}/prepaid/top-up", json={"amount": {"val": "-1500"}})
+        assert r.status_code == 200, r.text
+    assert r.json()["change"]["amount"] == {"val": "-1500"}
+    assert charges == [(account, "manual", False)]
+    billing(w.server, token).topup.create(account_id=account, amount=1200)  # Cloudflare: the same card
+    assert charges[1:] == [(account, "manual", False)]
+    configure(w, account, token)  # auto top-up of 1000 below 500 cents
+    spend(w, account, cents_each=2500, count=1)  # 2700 - 2500 = 200 < 500
+    assert w.run_jobs() == {"auto_topups": 1}
+    assert charges[2:] == [(account, "auto", True)]
+    charged = support.query(
+        w.url, "SELECT origin, payment_method_id FROM topups WHERE account_id = :a", a=team
+    )
+    assert sorted(charged) == [("auto", visa), ("manual", visa), ("manual", visa)]
+    assert sandbox_charges(w.url, account) == 3
+    assert support.balance_units(w.server, account) == cents(1500 + 1200 - 2500 + 1000)

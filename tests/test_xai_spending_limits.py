@@ -14,7 +14,7 @@ import pytest
 from creditgate.money import cents
 from tests import support
 from tests.limits_support import account_state, authorize, settle
-from tests.xai_support import Team, new_team, status_body
+from tests.xai_support import Team, ingest, new_team, status_body
 
 LIMITS = "postpaid/spending-limits"
 
@@ -263,3 +263,33 @@ def test_authorize_uses_prepaid_first_then_stops_exactly_at_the_effective_limit(
         assert authorize(c, team.id, "f", estimate="0.70")["allowed"] is False
         assert authorize(c, team.id, "g", estimate="0.69")["allowed"] is True
     assert account_state(server, team.id)["held"] == cents(70)
+
+
+def test_usage_without_a_hold_is_charged_and_the_limit_refuses_what_follows(
+    server: support.LiveServer,
+) -> None:
+    """Ingest records usage that happened, past the limit too (as an overrun is); authorize,
+    reading the same balance, refuses from then on."""
+    team = new_team(server, mode="postpaid", postpaid_limit_cents=100)
+    events = [
+        {
+            "id": f"u{i}",
+            "model": "grok-3",
+            "provider": "xai",
+            "input_tokens": 1,
+            "output_tokens": 1,
+            "cost_usd": "0.60",
+        }
+        for i in range(2)
+    ]
+    ingest(server, team.id, events)
+    assert account_state(server, team.id)["balance"] == -cents(120)
+    with server.admin() as c:
+        assert authorize(c, team.id, "after", estimate="0") == {
+            "allowed": False,
+            "reason": "insufficient_credit",
+        }
+    support.grant(server, team.id, 21)  # owed 99 cents: one cent of room under the limit
+    with server.admin() as c:
+        assert authorize(c, team.id, "room", estimate="0.02")["allowed"] is False
+        assert authorize(c, team.id, "room", estimate="0.01")["allowed"] is True

@@ -11,7 +11,9 @@ from pydantic import Field, SecretStr, ValidationError, field_validator, model_v
 from pydantic_settings import BaseSettings, NoDecode, PydanticBaseSettingsSource, SettingsConfigDict
 
 ENV_PREFIX = "CREDITGATE_"
-_SECRET_FIELDS = frozenset({"admin_token", "stripe_api_key", "stripe_webhook_secret"})
+_SECRET_FIELDS = frozenset(
+    {"admin_token", "stripe_api_key", "stripe_webhook_secret", "upstream_encryption_key"}
+)
 
 
 class ConfigError(ValueError):
@@ -89,6 +91,16 @@ class Settings(BaseSettings):
     tax_name: str = "Tax"
     # os.pathsep-separated TTF/OTF paths (e.g. a Noto Sans CJK file) for characters Noto Sans lacks
     invoice_extra_fonts: Annotated[tuple[str, ...], NoDecode] = ()
+    # The metering proxy (docs/proxy.md): the key that encrypts upstream API keys at rest (any
+    # string; generated into <data_dir>/upstream-key when unset) and the shared connection pool.
+    upstream_encryption_key: SecretStr | None = None
+    proxy_max_connections: int = Field(default=200, ge=1)
+    # Usage applier (issue 13, docs/workflows.md): "deferred" answers a usage report once its
+    # events are stored and an applier (in `serve` and `creditgate worker`) posts the debit,
+    # rollups and spend off the request path; "inline" applies them in the request's transaction.
+    usage_apply: Literal["deferred", "inline"] = "deferred"
+    usage_apply_batch: int = Field(default=5000, ge=1)  # pending rows per apply transaction
+    usage_apply_poll_seconds: float = Field(default=0.2, gt=0)  # wake-up when no ingest signals
     extra: dict[str, str] = Field(default_factory=dict)
 
     @classmethod
@@ -162,7 +174,10 @@ class Settings(BaseSettings):
                 raise ConfigError(f"CREDITGATE_PAYMENTS=stripe needs {' and '.join(missing)}")
         return self
 
-    def secret(self, name: Literal["admin_token", "stripe_api_key", "stripe_webhook_secret"]) -> str | None:
+    def secret(
+        self,
+        name: Literal["admin_token", "stripe_api_key", "stripe_webhook_secret", "upstream_encryption_key"],
+    ) -> str | None:
         """The plain value of a secret setting (for the one place that needs it)."""
         value: SecretStr | None = getattr(self, name)
         return value.get_secret_value() if value else None

@@ -70,6 +70,13 @@ class Conflict(CreditgateError):
     code = "conflict"
 
 
+class FailedPrecondition(CreditgateError):
+    """The request is well formed but the account cannot do it now, e.g. no card to charge."""
+
+    status = 400
+    code = "failed_precondition"
+
+
 class PaymentFailed(CreditgateError):
     """The card processor declined or failed the charge."""
 
@@ -93,3 +100,39 @@ class ServiceUnavailable(CreditgateError):
 
     status = 503
     code = "service_unavailable"
+
+
+# The metering proxy (docs/proxy.md): refusals and upstream failures, rendered by the proxy in
+# the OpenAI or Anthropic error shape.
+
+
+class InsufficientCredit(CreditgateError):
+    """The account's available credit does not cover the worst case of the call."""
+
+    status = 402
+    code = "insufficient_credit"
+
+
+class SpendingLimitReached(CreditgateError):
+    """The account's spending limit leaves no room for the call; `retry_after_ms` when known."""
+
+    status = 429
+    code = "spending_limit"
+
+    def __init__(self, message: str, *, retry_after_ms: int | None = None) -> None:
+        super().__init__(message)
+        self.retry_after_ms = retry_after_ms
+
+
+class UpstreamFailed(CreditgateError):
+    """The upstream provider failed (5xx, refused connection, broken stream)."""
+
+    status = 502
+    code = "upstream_error"
+
+
+class UpstreamTimeout(UpstreamFailed):
+    """The upstream provider did not answer in time."""
+
+    status = 504
+    code = "upstream_timeout"

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 from creditgate.observability import metrics
 from creditgate.workflows import statements, topup, webhooks_in
+from creditgate.workflows.apply_usage import apply_all, run_applier
 from creditgate.workflows.context import Context
 from creditgate.workflows.expiry import expire_grants, expire_holds, prune_spend_buckets
 from creditgate.workflows.webhooks_out import deliver_webhooks
@@ -52,7 +53,15 @@ async def run_forever(ctx: Context, interval: float = 5.0, names: Sequence[str] 
         await asyncio.sleep(interval)
 
 
+async def run_usage_applier(ctx: Context) -> None:
+    """The usage applier's own loop (CREDITGATE_USAGE_APPLY=deferred): it must wake within a
+    fraction of a second of an ingest, so it does not wait for the jobs' interval."""
+    if ctx.settings.usage_apply == "deferred":
+        await run_applier(ctx)
+
+
 JOBS: tuple[Job, ...] = (
+    Job("apply_usage", apply_all),  # first: the debits before the auto top-ups they trigger
     Job("expire_holds", lambda ctx: expire_holds(ctx.db, ctx.clock)),
     Job("prune_spend_buckets", lambda ctx: prune_spend_buckets(ctx.db, ctx.clock)),
     Job("deliver_webhooks", lambda ctx: deliver_webhooks(ctx.db, ctx.clock)),
@@ -62,4 +71,13 @@ JOBS: tuple[Job, ...] = (
     Job("expire_grants", lambda ctx: expire_grants(ctx.db, ctx.clock)),
 )
 NAMES: tuple[str, ...] = tuple(job.name for job in JOBS)
-__all__ = ["JOBS", "NAMES", "Job", "deliver_webhooks", "expire_grants", "run_forever", "run_once"]
+__all__ = [
+    "JOBS",
+    "NAMES",
+    "Job",
+    "deliver_webhooks",
+    "expire_grants",
+    "run_forever",
+    "run_once",
+    "run_usage_applier",
+]

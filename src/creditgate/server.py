@@ -3,9 +3,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Coroutine
+from typing import Any
+
 from fastapi import FastAPI
 
-from creditgate import jobs
+from creditgate import jobs, proxy
 from creditgate.api import create_app
 from creditgate.config import Settings
 from creditgate.observability import logs
@@ -21,4 +24,9 @@ async def run_jobs(ctx: Context) -> None:
 def make_app() -> FastAPI:
     settings = Settings.from_env()
     logs.configure(settings.log_format, settings.log_level)
-    return create_app(settings, background=[run_jobs] if settings.run_jobs else None)
+    background: list[Callable[[Context], Coroutine[Any, Any, None]]] = [run_jobs] if settings.run_jobs else []
+    if settings.usage_apply == "deferred":  # usage is posted off the request path, here too
+        background.append(jobs.run_usage_applier)
+    app = create_app(settings, background=background or None)
+    proxy.install(app)  # the metering proxy: /openai/v1/..., /anthropic/v1/... (docs/proxy.md)
+    return app

@@ -6,13 +6,15 @@ from dataclasses import dataclass
 
 from creditgate.errors import PermissionDenied
 
-SCOPES = ("read", "write", "gateway")
+SCOPES = ("read", "write", "gateway", "api")
 
 # scope -> the actions it grants
 _GRANTS: dict[str, frozenset[str]] = {
     "read": frozenset({"read"}),
     "write": frozenset({"read", "write"}),
     "gateway": frozenset({"gateway"}),
+    # the metering proxy (docs/proxy.md): call models through /openai and /anthropic, nothing else
+    "api": frozenset({"api"}),
 }
 
 

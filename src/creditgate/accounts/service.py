@@ -60,7 +60,7 @@ async def create_token(
     conn: AsyncConnection, account_id: str, *, scope: str, now: datetime, name: str | None = None
 ) -> IssuedToken:
     if scope not in SCOPES:
-        raise ValidationError("scope must be one of read, write, gateway", field="scope")
+        raise ValidationError(f"scope must be one of {', '.join(SCOPES)}", field="scope")
     await ledger.get_account(conn, account_id)
     secret = TOKEN_PREFIX + new_secret(32)
     token_id = new_id("tok")

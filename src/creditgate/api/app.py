@@ -14,6 +14,7 @@ from creditgate.api import (
     admin_autotopup,
     admin_billing,
     admin_billing_info,
+    admin_upstreams,
     admin_webhooks,
     cloudflare,
     docs,
@@ -85,6 +86,7 @@ def create_app(
     app.include_router(admin_billing.router)
     app.include_router(admin_billing_info.router)
     app.include_router(admin_autotopup.router)
+    app.include_router(admin_upstreams.router)  # the metering proxy's upstreams
     app.include_router(cloudflare.router)
     app.include_router(invoices.router)
     app.include_router(sandbox.router)

@@ -51,7 +51,7 @@ class BalanceView:
     changes: list[BalanceChange]
 
 
-async def _topups(conn: AsyncConnection, account_id: str) -> dict[str, Any]:
+async def _topups(conn: AsyncConnection, account_id: str, *where: Any) -> dict[str, Any]:
     stmt = (
         select(
             topups.c.id,
@@ -59,13 +59,23 @@ async def _topups(conn: AsyncConnection, account_id: str) -> dict[str, Any]:
             topups.c.status,
             topups.c.amount,
             topups.c.created_at,
+            topups.c.completed_at,
             topups.c.invoice_id,
             invoices.c.number,
         )
         .join(invoices, invoices.c.id == topups.c.invoice_id)
-        .where(topups.c.account_id == account_id)
+        .where(topups.c.account_id == account_id, *where)
     )
     return {row.id: row for row in await conn.execute(stmt)}
+
+
+async def topup_change(conn: AsyncConnection, account_id: str, topup_id: str) -> BalanceChange:
+    """One top-up of the account as `balance_view` lists it: paid, its credit when it was
+    posted; otherwise its status, moving no money."""
+    row = (await _topups(conn, account_id, topups.c.id == topup_id))[topup_id]
+    if row.status == "completed":
+        return _topup_change(row, cents(int(row.amount)), row.completed_at, "succeeded", True)
+    return _topup_change(row, cents(int(row.amount)), row.created_at, TOPUP_STATES[row.status], False)
 
 
 def _topup_change(row: Any, amount: int, created_at: datetime, status: str, counted: bool) -> BalanceChange:

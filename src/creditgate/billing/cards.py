@@ -2,8 +2,9 @@
 
 A profile ties an account to its processor-side customer and default card. Cards are saved by
 the processor first (outside any transaction) and then recorded here: `card_saved` records one
-as the default and turns auto top-up back on; `record_customer` keeps the processor customer
-on the profile before any card exists (the SetupIntent flow).
+as the default and turns auto top-up back on; `set_default_card` makes a saved one the
+default; `record_customer` keeps the processor customer on the profile before any card exists
+(the SetupIntent flow).
 """
 
 from __future__ import annotations
@@ -36,6 +37,14 @@ async def customer_id(conn: AsyncConnection, account_id: str, processor: str) ->
     if profile is None or profile.processor != processor:
         return None
     return profile.customer_id
+
+
+async def default_card_id(conn: AsyncConnection, account_id: str, processor: str) -> str | None:
+    """The account's default card at `processor`, if it has one a top-up can charge."""
+    profile = await get_profile(conn, account_id)
+    if profile is None or profile.processor != processor or not profile.customer_id:
+        return None
+    return profile.default_payment_method_id
 
 
 async def record_card(
@@ -110,6 +119,23 @@ async def card_saved(
         recorded = await get_card(conn, account_id, card.payment_method_id)
     await autotopup_state.reenable(conn, account_id, now)
     return recorded
+
+
+async def set_default_card(
+    conn: AsyncConnection, account_id: str, payment_method_id: str, now: datetime
+) -> Card:
+    """Make one of the account's saved cards the default: the card every top-up charges when
+    none is named (both APIs and auto top-up). Another account's card, or an unknown one, is
+    NotFound and changes nothing. A new default turns auto top-up back on, as a new card does."""
+    await ledger.lock(conn, [account_id])
+    await ledger.get_account(conn, account_id)
+    card = await get_card(conn, account_id, payment_method_id)
+    if card.is_default:
+        return card
+    values = {"default_payment_method_id": payment_method_id, "brand": card.brand, "last4": card.last4}
+    await repo.upsert_profile(conn, account_id, {**values, "updated_at": now})
+    await autotopup_state.reenable(conn, account_id, now)
+    return await get_card(conn, account_id, payment_method_id)
 
 
 async def record_customer(

@@ -30,9 +30,11 @@ async def reconcile_report(conn: AsyncConnection) -> dict[str, Any]:
         for m in mismatches
     ]
     debited = await ledger.total_by_kind(conn, "usage")
+    pending = await ledger.pending_costs(conn)  # stored, not applied yet: debited soon
     metered = await metering.usage_totals(conn)
     for account_id in sorted(set(debited) | set(metered)):
-        charged, cost = -debited.get(account_id, 0), metered.get(account_id, 0)
+        charged = pending.get(account_id, 0) - debited.get(account_id, 0)
+        cost = metered.get(account_id, 0)
         if charged != cost:
             problems.append(
                 {

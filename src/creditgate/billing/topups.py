@@ -29,7 +29,7 @@ from creditgate.billing import autotopup_state, cards, invoices
 from creditgate.billing import topups_repo as repo
 from creditgate.billing.parties import Seller
 from creditgate.billing.rows import Topup
-from creditgate.errors import Conflict, NotFound, ValidationError
+from creditgate.errors import Conflict, FailedPrecondition, NotFound, ValidationError
 from creditgate.ids import new_id
 from creditgate.ledger import service as ledger
 from creditgate.money import cents
@@ -130,6 +130,44 @@ async def begin_topup(
         now,
     )
     return topup, True
+
+
+async def begin_or_get_pending(
+    conn: AsyncConnection,
+    account_id: str,
+    *,
+    amount: Any,
+    now: datetime,
+    processor: str,
+    seller: Seller,
+    request_key: str | None = None,
+) -> tuple[Topup, bool]:
+    """xAI's TopUpOrGetExistingPendingChange, under the account lock: the account's top-up
+    still waiting for its charge if there is one (whatever its amount), else a new top-up of
+    the default card (`begin_topup`). An Idempotency-Key used before replays its own top-up.
+    Returns (top-up, created)."""
+    amount = check_cents(amount, "amount", minimum=MIN_TOPUP_CENTS)
+    if not (await ledger.lock(conn, [account_id])):
+        raise NotFound(f"no account {account_id!r}")
+    if request_key is None or await repo.topup_by_request_key(conn, account_id, request_key) is None:
+        pending = await repo.oldest_unsettled_topup(conn, account_id)
+        if pending is not None:
+            return pending, False
+        if await cards.default_card_id(conn, account_id, processor) is None:
+            raise FailedPrecondition(
+                "the account has no default payment method to charge: save a card first",
+                field="payment_method_id",
+            )
+    return await begin_topup(
+        conn,
+        account_id,
+        amount=amount,
+        payment_method_id=None,
+        now=now,
+        processor=processor,
+        seller=seller,
+        request_key=request_key,
+    )
 
 
 async def _earlier(

@@ -111,6 +111,18 @@ async def recent_identical_topup(
     return None if row is None else _topup(row)
 
 
+async def oldest_unsettled_topup(conn: AsyncConnection, account_id: str) -> Topup | None:
+    """The account's oldest top-up still waiting for its charge (created, or pending 3-D Secure)."""
+    stmt = (
+        select(topups)
+        .where(topups.c.account_id == account_id, topups.c.status.in_(("created", "pending")))
+        .order_by(topups.c.created_at, topups.c.id)
+        .limit(1)
+    )
+    row = (await conn.execute(stmt)).first()
+    return None if row is None else _topup(row)
+
+
 async def list_topups(conn: AsyncConnection, account_id: str, limit: int) -> list[Topup]:
     stmt = (
         select(topups)

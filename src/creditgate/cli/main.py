@@ -15,6 +15,7 @@ from creditgate.cli.billing import autotopup_app, topups_app
 from creditgate.cli.billing_info import billing_info_app
 from creditgate.cli.cards import cards_app, sandbox_app
 from creditgate.cli.runtime import emit, fail, progress, run
+from creditgate.cli.upstreams import upstreams_app
 from creditgate.views import account_view, entry_view, postpaid_limits_view, token_view
 from creditgate.workflows import Context, accounts, grants, prices, spending_limits
 from creditgate.workflows import reconcile as books
@@ -36,6 +37,7 @@ app.add_typer(sandbox_app, name="sandbox")
 app.add_typer(topups_app, name="topups")
 app.add_typer(autotopup_app, name="autotopup")
 app.add_typer(billing_info_app, name="billing-info")
+app.add_typer(upstreams_app, name="upstreams")
 
 
 def _version(value: bool) -> None:
@@ -132,7 +134,7 @@ def accounts_show(account_id: str) -> None:
 @tokens_app.command("create")
 def tokens_create(
     account_id: str,
-    scope: str = typer.Option(..., help="read, write or gateway."),
+    scope: str = typer.Option(..., help="read, write, gateway or api (the metering proxy)."),
     name: str = typer.Option(None, help="A label for the token."),
 ) -> None:
     """Create a token. The secret is printed once and never stored."""

@@ -98,8 +98,12 @@ async def _until_stopped(ctx: Context, names: list[str] | None, interval: float)
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
 
-    task = asyncio.create_task(jobs.run_forever(ctx, interval, names))
+    tasks = [asyncio.create_task(jobs.run_forever(ctx, interval, names))]
+    if names is None or "apply_usage" in names:  # its own loop: it wakes far more often
+        tasks.append(asyncio.create_task(jobs.run_usage_applier(ctx)))
     await stop.wait()
-    task.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await task
+    for task in tasks:
+        task.cancel()
+    for task in tasks:
+        with contextlib.suppress(asyncio.CancelledError):
+            await task

@@ -53,3 +53,26 @@ Index(
     postgresql_where=ledger_entries.c.expires_at.is_not(None),
     sqlite_where=ledger_entries.c.expires_at.is_not(None),
 )
+
+# Usage accepted by ingest but not yet applied: one row per (store transaction, account, UTC
+# hour, provider, model, api key), summed. The usage applier (metering/applier.py) deletes rows and
+# posts their debit, rollups and spend in one transaction, so an account's balance is always
+# its cached balance minus its pending cost (ledger.repository reads it so; authorize counts it
+# too). Rows live for about the applier's lag, so the account index stays small.
+usage_pending = Table(
+    "usage_pending",
+    metadata,
+    Column("id", BigIntPK, primary_key=True, autoincrement=True),
+    Column("account_id", String(64), ForeignKey("accounts.id"), nullable=False),
+    Column("received_at", UTCDateTime, nullable=False),  # the store transaction's clock
+    Column("bucket_start", UTCDateTime, nullable=False),  # the events' UTC hour
+    Column("provider", String(64), nullable=False),
+    Column("model", String(200), nullable=False),
+    Column("api_key_id", String(200), nullable=False),  # "" for usage without a key
+    Column("events", BigInteger, nullable=False),
+    Column("input_tokens", BigInteger, nullable=False),
+    Column("output_tokens", BigInteger, nullable=False),
+    Column("cached_tokens", BigInteger, nullable=False),
+    Column("cost", BigInteger, nullable=False),
+    Index("ix_usage_pending_account_id", "account_id"),
+)

@@ -10,10 +10,13 @@ from sqlalchemy import Row, String, bindparam, cast, func, literal, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from creditgate.db.driver import pg_driver
-from creditgate.ledger.models import accounts, ledger_entries
+from creditgate.ledger.models import accounts, ledger_entries, usage_pending
 from creditgate.ledger.rows import Account, Entry
 
-_PG_LOCK = "SELECT id, balance FROM accounts WHERE id = ANY($1::varchar[]) ORDER BY id FOR UPDATE"
+# NO KEY UPDATE: excludes every other locker of the account as FOR UPDATE would, but not the
+# key-share locks of foreign-key checks, so ingest (which inserts rows referencing accounts
+# and locks none) never waits for an applier or an authorize. Account ids never change.
+_PG_LOCK = "SELECT id, balance FROM accounts WHERE id = ANY($1::varchar[]) ORDER BY id FOR NO KEY UPDATE"
 _PG_INSERT_ENTRIES = (
     "INSERT INTO ledger_entries "
     "(account_id, kind, amount, balance_after, ref, reason, expires_at, created_at) "
@@ -25,6 +28,51 @@ _PG_ADD_TO_BALANCES = (
     "UPDATE accounts SET balance = accounts.balance + d.delta "
     "FROM unnest($1::varchar[], $2::bigint[]) AS d(id, delta) WHERE accounts.id = d.id"
 )
+
+
+# What balance reads see: the cached balance less the usage accepted but not yet applied
+# (ledger.models.usage_pending), so a read right after a usage answer reflects it.
+_PENDING_COST = (
+    select(func.coalesce(func.sum(usage_pending.c.cost), 0))
+    .where(usage_pending.c.account_id == accounts.c.id)
+    .scalar_subquery()
+)
+_ACCOUNT_READ = [c for c in accounts.c if c.name != "balance"] + [
+    (accounts.c.balance - _PENDING_COST).label("balance")
+]
+
+
+async def pending_costs(conn: AsyncConnection, account_ids: Iterable[str] | None) -> dict[str, int]:
+    """The cost of each account's usage accepted but not yet applied (absent: none); None:
+    every account."""
+    stmt = select(usage_pending.c.account_id, func.sum(usage_pending.c.cost)).group_by(
+        usage_pending.c.account_id
+    )
+    if account_ids is not None:
+        ids = sorted(set(account_ids))
+        if not ids:
+            return {}
+        stmt = stmt.where(usage_pending.c.account_id.in_(ids))
+    return {row[0]: int(row[1]) for row in await conn.execute(stmt)}
+
+
+_PG_BALANCES = (
+    "SELECT a.id, a.balance - coalesce((SELECT sum(p.cost) FROM usage_pending p "
+    "WHERE p.account_id = a.id), 0) FROM accounts a WHERE a.id = ANY($1::varchar[])"
+)
+
+
+async def read_balances(conn: AsyncConnection, account_ids: Iterable[str]) -> dict[str, int]:
+    """Balances as reads see them (pending usage counted), without locking; missing ids are
+    absent."""
+    ids = sorted(set(account_ids))
+    if not ids:
+        return {}
+    if conn.dialect.name == "postgresql":
+        driver = await pg_driver(conn)
+        return {row[0]: int(row[1]) for row in await driver.fetch(_PG_BALANCES, ids)}
+    stmt = select(accounts.c.id, _ACCOUNT_READ[-1]).where(accounts.c.id.in_(ids))
+    return {row[0]: int(row[1]) for row in await conn.execute(stmt)}
 
 
 def _account(row: Row[Any]) -> Account:
@@ -161,7 +209,7 @@ async def insert_account(conn: AsyncConnection, row: dict[str, Any]) -> None:
 
 
 async def get_account(conn: AsyncConnection, account_id: str) -> Account | None:
-    row = (await conn.execute(select(accounts).where(accounts.c.id == account_id))).first()
+    row = (await conn.execute(select(*_ACCOUNT_READ).where(accounts.c.id == account_id))).first()
     return None if row is None else _account(row)
 
 
@@ -169,12 +217,12 @@ async def get_accounts(conn: AsyncConnection, account_ids: Iterable[str]) -> dic
     ids = list(set(account_ids))
     if not ids:
         return {}
-    rows = await conn.execute(select(accounts).where(accounts.c.id.in_(ids)))
+    rows = await conn.execute(select(*_ACCOUNT_READ).where(accounts.c.id.in_(ids)))
     return {row.id: _account(row) for row in rows}
 
 
 async def list_accounts(conn: AsyncConnection, *, limit: int, after: str | None) -> list[Account]:
-    stmt = select(accounts).order_by(accounts.c.id).limit(limit)
+    stmt = select(*_ACCOUNT_READ).order_by(accounts.c.id).limit(limit)
     if after is not None:
         stmt = stmt.where(accounts.c.id > after)
     return [_account(row) for row in await conn.execute(stmt)]

@@ -114,12 +114,7 @@ async def post(
         if p.ref is not None:
             seen.add(key)
         balances[p.account_id] += p.amount
-        if abs(balances[p.account_id]) > MAX_AMOUNT:
-            raise ValidationError(
-                f"this would take the balance of {p.account_id!r} beyond the largest allowed "
-                f"(+/- {MAX_AMOUNT // UNITS_PER_USD} USD); nothing was written",
-                field="amount",
-            )
+        check_bound(p.account_id, balances[p.account_id])
         deltas[p.account_id] = deltas.get(p.account_id, 0) + p.amount
         rows.append(
             {
@@ -137,6 +132,27 @@ async def post(
     await repo.insert_entries(conn, rows)
     await repo.add_to_balances(conn, deltas)
     return Posted(applied, balances)
+
+
+def check_bound(account_id: str, balance: int) -> None:
+    """ValidationError (nothing is written) when a balance would pass the largest allowed."""
+    if abs(balance) > MAX_AMOUNT:
+        raise ValidationError(
+            f"this would take the balance of {account_id!r} beyond the largest allowed "
+            f"(+/- {MAX_AMOUNT // UNITS_PER_USD} USD); nothing was written",
+            field="amount",
+        )
+
+
+async def pending_costs(conn: AsyncConnection, account_ids: Iterable[str] | None = None) -> dict[str, int]:
+    """Per account, the cost of its usage accepted but not applied yet (`usage_pending`): every
+    balance this module reads is the cached balance less it. None: every account."""
+    return await repo.pending_costs(conn, account_ids)
+
+
+async def read_balances(conn: AsyncConnection, account_ids: Iterable[str]) -> dict[str, int]:
+    """Balances (pending usage counted) of the accounts that exist, without locking them."""
+    return await repo.read_balances(conn, account_ids)
 
 
 async def _already_posted(conn: AsyncConnection, postings: list[Posting]) -> set[tuple[str, str | None]]:

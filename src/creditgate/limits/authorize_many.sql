@@ -51,6 +51,10 @@ BEGIN
             v_found := FOUND;
             v_start_held := v_held;
             IF v_found THEN
+                -- usage stored but not applied yet counts as spent (metering/applier.py); read
+                -- after the lock, so an apply that committed meanwhile is seen in both
+                v_balance := v_balance - (SELECT coalesce(sum(p.cost), 0) FROM usage_pending p
+                                           WHERE p.account_id = v_cur);
                 SELECT sl.amount, sl.duration, sl.strategy, ls.duration AS s_duration,
                        ls.strategy AS s_strategy, ls.window_start, ls.window_spend
                   INTO lim
@@ -103,6 +107,8 @@ BEGIN
                 v_state_start := v_ws;
                 v_state_spend := v_spend;
             END IF;
+            v_spend := v_spend + (SELECT coalesce(sum(p.cost), 0) FROM usage_pending p
+                                   WHERE p.account_id = v_cur AND p.received_at >= v_ws);
         END IF;
         v_need := greatest(p_amounts[i], 1);
         v_available := v_balance - v_held + v_allowance;

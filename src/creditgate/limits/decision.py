@@ -11,7 +11,7 @@ the same kind of database.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -52,9 +52,14 @@ async def authorize(conn: AsyncConnection, req: HoldRequest) -> Decision:
         return Decision(allowed=True, hold=Hold.from_row(existing), replayed=True)
     need = max(req.amount, 1)
     held = int(account.held)
-    soft = None if account.postpaid_soft_limit is None else int(account.postpaid_soft_limit)
-    available = int(account.balance) - held + effective_limit(int(account.postpaid_hard_limit), soft)
     window = await current_window(conn, req.account_id, req.now)
+    # usage stored but not applied yet counts as spent already (metering/applier.py)
+    pending, recent = await repo.pending_usage(conn, req.account_id, None if window is None else window.start)
+    if window is not None:
+        window = replace(window, spend=window.spend + recent)
+    soft = None if account.postpaid_soft_limit is None else int(account.postpaid_soft_limit)
+    allowance = effective_limit(int(account.postpaid_hard_limit), soft)
+    available = int(account.balance) - pending - held + allowance
     if available < need:
         return Decision(allowed=False, reason="insufficient_credit")
     if window is not None and window.spend + held + need > window.amount:

@@ -10,12 +10,12 @@ from datetime import UTC, datetime
 from typing import Any
 
 import orjson
-from sqlalchemy import Table, and_, bindparam, func, select
+from sqlalchemy import Table, and_, bindparam, func, literal, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from creditgate.db.driver import pg_driver
-from creditgate.ledger.models import accounts
+from creditgate.ledger.models import accounts, usage_pending
 from creditgate.limits.holds import AnyRow, Hold
 from creditgate.limits.models import holds, limit_state, spend_buckets, spending_limits
 
@@ -37,6 +37,17 @@ async def lock_account(conn: AsyncConnection, account_id: str) -> AnyRow | None:
     if _pg(conn):
         stmt = stmt.with_for_update()
     return (await conn.execute(stmt)).first()
+
+
+async def pending_usage(conn: AsyncConnection, account_id: str, since: datetime | None) -> tuple[int, int]:
+    """The account's usage stored but not applied yet (ledger.models.usage_pending): its whole
+    cost, and the part stored at or after `since` (0 when None), which the spend buckets will
+    count in a window starting at `since`. Read after the account lock."""
+    cost = usage_pending.c.cost
+    recent = literal(0) if since is None else func.sum(cost).filter(usage_pending.c.received_at >= since)
+    stmt = select(func.coalesce(func.sum(cost), 0), func.coalesce(recent, 0))
+    row = (await conn.execute(stmt.where(usage_pending.c.account_id == account_id))).one()
+    return int(row[0]), int(row[1])
 
 
 _POSTPAID_LIMITS = select(

@@ -50,6 +50,7 @@ class UsageEvent:
     cost_override: int | None
     occurred_at: datetime
     metadata: dict[str, Any] | None
+    metadata_json: str | None = None  # `metadata` as validated and encoded, stored as is
     api_key_id: str | None = None  # metadata.api_key_id, kept in its own column
 
 
@@ -124,6 +125,7 @@ def parse_event(raw: Any, now: datetime) -> UsageEvent:
             )
         occurred_at = from_ms(ts)
     metadata = raw.get("metadata")
+    encoded = None
     if metadata is not None:
         if not isinstance(metadata, dict):
             raise ValidationError("metadata must be a JSON object", field="metadata")
@@ -150,6 +152,7 @@ def parse_event(raw: Any, now: datetime) -> UsageEvent:
         cost_override=cost_override,
         occurred_at=occurred_at,
         metadata=metadata,
+        metadata_json=None if encoded is None else encoded.decode(),
         api_key_id=api_key_id,
     )
 

@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-import orjson
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from creditgate.db.driver import pg_driver
+from creditgate.ledger.models import usage_pending
 from creditgate.metering.models import prices, usage_events, usage_rollups
 
 
@@ -58,12 +59,34 @@ def _unnest(arrays: tuple[tuple[str, str, str], ...], first: int = 1) -> str:
     return f"unnest({casts}) AS t({', '.join(key for key, _, _ in arrays)})"
 
 
+_PENDING_SUMS = "count(*), sum(input_tokens), sum(output_tokens), sum(cached_tokens), sum(cost)"
+# One statement: store the new events (dedupe by id) and queue what they owe for the applier,
+# summed per account, hour, provider, model and api key. Answers the stored (account, event) pairs and
+# the ids of the pending rows (rows of the second kind have NULL keys).
 _PG_INSERT_EVENTS = (
-    "INSERT INTO usage_events (account_id, event_id, occurred_at, provider, model, input_tokens, "
-    "output_tokens, cached_tokens, cost, price_id, api_key_id, metadata, hold_id, received_at) "
-    "SELECT a, e, o, p, m, it, ot, ct, c, pid, k, md::jsonb, $13::varchar, $14::timestamptz "
+    "WITH ins AS (INSERT INTO usage_events (account_id, event_id, occurred_at, provider, model, "
+    "input_tokens, output_tokens, cached_tokens, cost, price_id, api_key_id, metadata, hold_id, "
+    "received_at) SELECT a, e, o, p, m, it, ot, ct, c, pid, k, md::jsonb, $13::varchar, $14::timestamptz "
     f"FROM {_unnest(_EVENT_ARRAYS)} ORDER BY a, e "
-    "ON CONFLICT (account_id, event_id) DO NOTHING RETURNING account_id, event_id"
+    "ON CONFLICT (account_id, event_id) DO NOTHING RETURNING account_id, event_id, occurred_at, "
+    "provider, model, api_key_id, input_tokens, output_tokens, cached_tokens, cost), "
+    "pend AS (INSERT INTO usage_pending (account_id, received_at, bucket_start, provider, model, "
+    "api_key_id, events, input_tokens, output_tokens, cached_tokens, cost) "
+    "SELECT account_id, $14::timestamptz, date_trunc('hour', occurred_at, 'UTC'), provider, model, "
+    f"coalesce(api_key_id, ''), {_PENDING_SUMS} FROM ins GROUP BY 1, 3, 4, 5, 6 RETURNING id) "
+    "SELECT account_id, event_id, NULL::bigint FROM ins UNION ALL SELECT NULL, NULL, id FROM pend"
+)
+_PENDING_COLUMNS = (
+    "account_id, received_at, bucket_start, provider, model, api_key_id, events, input_tokens, "
+    "output_tokens, cached_tokens, cost"
+)
+_PG_CLAIM_NEXT = (
+    "DELETE FROM usage_pending WHERE id IN (SELECT id FROM usage_pending ORDER BY id LIMIT $1 "
+    f"FOR UPDATE SKIP LOCKED) RETURNING {_PENDING_COLUMNS}"
+)
+_PG_CLAIM_IDS = (
+    "DELETE FROM usage_pending WHERE account_id = ANY($2::varchar[]) AND id = ANY($1::bigint[]) "
+    f"RETURNING {_PENDING_COLUMNS}"
 )
 _HOUR_ARRAYS = (
     ("a", "account_id", "varchar"), ("b", "bucket_start", "timestamptz"), ("p", "provider", "varchar"),
@@ -95,27 +118,82 @@ def _rows(columns: Columns, **constants: Any) -> list[dict[str, Any]]:
     ]
 
 
-async def insert_new_events(
-    conn: AsyncConnection, columns: Columns, *, hold_id: str | None, received_at: datetime
-) -> set[tuple[str, str]]:
+@dataclass
+class Stored:
+    """What `store_events` wrote: the (account_id, event_id) pairs that were new, and the ids
+    of the pending rows queued for them (known on PostgreSQL; SQLite: see `pending_hours`)."""
+
+    inserted: set[tuple[str, str]]
+    pending_ids: list[int]
+
+
+async def store_events(
+    conn: AsyncConnection,
+    columns: Columns,
+    pending_hours: Callable[[set[tuple[str, str]]], Columns],
+    *,
+    hold_id: str | None,
+    received_at: datetime,
+) -> Stored:
     """Insert events given column-wise (the columns of _EVENT_ARRAYS), skipping ids already
-    stored. Returns the (account_id, event_id) inserted. PostgreSQL: one statement over
-    arrays, in key order (so concurrent batches never deadlock)."""
+    stored, and queue their cost in usage_pending (per account, hour, provider and model;
+    `pending_hours(inserted)` builds those sums where the database does not). PostgreSQL: one
+    statement over arrays, in key order (so concurrent batches never deadlock)."""
     if not columns["event_id"]:
-        return set()
+        return Stored(set(), [])
     if conn.dialect.name == "postgresql":
-        arrays = [columns[col] for _, col, _ in _EVENT_ARRAYS]
-        arrays[-1] = [None if m is None else orjson.dumps(m).decode() for m in arrays[-1]]
+        arrays = [columns[col] for _, col, _ in _EVENT_ARRAYS[:-1]]
+        arrays.append(columns["metadata_json"])  # encoded once, when validated
         driver = await pg_driver(conn)
-        inserted = await driver.fetch(_PG_INSERT_EVENTS, *arrays, hold_id, received_at)
-        return {(r[0], r[1]) for r in inserted}
+        rows = await driver.fetch(_PG_INSERT_EVENTS, *arrays, hold_id, received_at)
+        return Stored({(r[0], r[1]) for r in rows if r[2] is None}, [r[2] for r in rows if r[2] is not None])
     stmt = (
         _insert(conn, usage_events)
         .on_conflict_do_nothing(index_elements=["account_id", "event_id"])
         .returning(usage_events.c.account_id, usage_events.c.event_id)
     )
-    result = await conn.execute(stmt, _rows(columns, hold_id=hold_id, received_at=received_at))
-    return {(r.account_id, r.event_id) for r in result}
+    rows = _rows(
+        {k: v for k, v in columns.items() if k != "metadata_json"}, hold_id=hold_id, received_at=received_at
+    )
+    inserted = {(r.account_id, r.event_id) for r in await conn.execute(stmt, rows)}
+    hours = pending_hours(inserted)
+    if not hours["account_id"]:
+        return Stored(inserted, [])
+    queued = await conn.execute(
+        usage_pending.insert().returning(usage_pending.c.id), _rows(hours, received_at=received_at)
+    )
+    return Stored(inserted, [int(r.id) for r in queued])
+
+
+async def claim_pending(
+    conn: AsyncConnection, *, limit: int, ids: list[int] | None = None, accounts: list[str] | None = None
+) -> list[Any]:
+    """Delete and return pending rows (columns of usage_pending but id): the `ids` given (rows
+    of `accounts`, so the statement is addressed by account), or the oldest `limit` that no
+    other transaction holds (PostgreSQL: SKIP LOCKED, so several appliers share the queue; a
+    SQLite writer is alone anyway). The caller applies them in the same transaction, so a crash
+    before its commit gives them back."""
+    if conn.dialect.name == "postgresql":
+        driver = await pg_driver(conn)
+        if ids is not None:
+            return list(await driver.fetch(_PG_CLAIM_IDS, ids, sorted(accounts or ()))) if ids else []
+        return list(await driver.fetch(_PG_CLAIM_NEXT, limit))
+    if ids is None:
+        oldest = select(usage_pending.c.id).order_by(usage_pending.c.id).limit(limit)
+        ids = list((await conn.execute(oldest)).scalars())
+    if not ids:
+        return []
+    columns = [c for c in usage_pending.c if c.name != "id"]
+    claim = delete(usage_pending).where(usage_pending.c.id.in_(ids))
+    if accounts is not None:
+        claim = claim.where(usage_pending.c.account_id.in_(sorted(accounts)))
+    return list(await conn.execute(claim.returning(*columns)))
+
+
+async def oldest_pending(conn: AsyncConnection) -> datetime | None:
+    """When the oldest usage still waiting for the applier was stored (None: nothing waits)."""
+    oldest: datetime | None = (await conn.execute(select(func.min(usage_pending.c.received_at)))).scalar_one()
+    return oldest
 
 
 async def add_to_hourly_rollups(conn: AsyncConnection, hours: Columns) -> None:

@@ -20,7 +20,7 @@ from creditgate.accounts.principal import Principal
 from creditgate.clock import EPOCH
 from creditgate.errors import ValidationError
 from creditgate.ledger import service as ledger
-from creditgate.limits import service as limits
+from creditgate.metering import applier
 from creditgate.metering import repository as repo
 from creditgate.metering.catalog import PriceCatalog
 from creditgate.metering.events import MAX_EVENT_COST, UsageEvent, parse_event
@@ -176,14 +176,33 @@ async def ingest_parsed(
     *,
     hold_id: str | None = None,
 ) -> list[IngestResult]:
+    """`store_parsed`, then apply what it queued in the same transaction (the inline mode:
+    the debit, rollups and spend are written before the answer)."""
+    results, pending_ids = await store_parsed(conn, batches, catalog, now, hold_id=hold_id)
+    accounts = sorted({a for r in results for a in r.charged})
+    await applier.apply_pending(conn, now, ids=pending_ids, accounts=accounts)
+    return results
+
+
+async def store_parsed(
+    conn: AsyncConnection,
+    batches: list[ParsedBatch],
+    catalog: PriceCatalog,
+    now: datetime,
+    *,
+    hold_id: str | None = None,
+) -> tuple[list[IngestResult], list[int]]:
     """Store several validated batches in the caller's transaction, exactly as if they had
     been ingested one after the other in list order (an id repeated by a later batch is that
-    batch's duplicate). One account lock pass, one statement per table, one debit per account."""
+    batch's duplicate), and queue their cost for the applier (metering/applier.py). No account
+    is locked: one read of the balances (to reject unknown accounts, and a debit that would
+    take a balance past its bound), one statement for the events and the queue. Returns the
+    results and the ids of the queued rows."""
     results = [IngestResult(rejected=list(b.rejected)) for b in batches]
     accounts = {e.account_id for b in batches for _, e in b.events}
     if not accounts:
-        return results
-    balances = await ledger.lock(conn, accounts)
+        return results, []
+    balances = await ledger.read_balances(conn, accounts)
     await catalog.refresh(conn)
     priced: list[tuple[int, PricedEvent]] = []
     seen: set[tuple[str, str]] = set()
@@ -204,29 +223,25 @@ async def ingest_parsed(
                 continue
             seen.add(key)
         result.rejected.sort(key=lambda r: r.index)
-    inserted = await repo.insert_new_events(conn, _event_columns(priced), hold_id=hold_id, received_at=now)
-    stored: list[PricedEvent] = []
+
+    def pending_hours(inserted: set[tuple[str, str]]) -> dict[str, list[Any]]:
+        return hour_columns([p for _, p in priced if (p.event.account_id, p.event.id) in inserted])
+
+    stored = await repo.store_events(
+        conn, _event_columns(priced), pending_hours, hold_id=hold_id, received_at=now
+    )
     charged: dict[str, int] = {}
     for number, p in priced:
         result = results[number]
-        if (p.event.account_id, p.event.id) not in inserted:
+        if (p.event.account_id, p.event.id) not in stored.inserted:
             result.duplicates += 1
             continue
-        stored.append(p)
         result.accepted += 1
         result.charged[p.event.account_id] = result.charged.get(p.event.account_id, 0) + p.cost
         charged[p.event.account_id] = charged.get(p.event.account_id, 0) + p.cost
-    postings = [
-        ledger.Posting(account_id=a, kind="usage", amount=-cost, reason="usage")
-        for a, cost in sorted(charged.items())
-        if cost > 0
-    ]
-    await ledger.post(conn, postings, now, locked=balances)
-    await repo.add_to_hourly_rollups(conn, _hour_columns(stored))
-    # Enforcement: recorded spend counts against spending-limit windows (same transaction,
-    # accounts already locked above); see limits.service.record_spend.
-    await limits.record_spend(conn, charged, now)
-    return results
+    for account_id, cost in charged.items():  # the applier's debit must not fail later
+        ledger.check_bound(account_id, balances[account_id] - cost)
+    return results, stored.pending_ids
 
 
 def _event_columns(priced: list[tuple[int, PricedEvent]]) -> dict[str, list[Any]]:
@@ -244,6 +259,7 @@ def _event_columns(priced: list[tuple[int, PricedEvent]]) -> dict[str, list[Any]
         "price_id": [p.price_id for _, p in priced],
         "api_key_id": [e.api_key_id for e in events],
         "metadata": [e.metadata for e in events],
+        "metadata_json": [e.metadata_json for e in events],
     }
 
 
@@ -252,7 +268,7 @@ def bucket_start(moment: datetime, granularity: str) -> datetime:
     return hour if granularity == "hour" else hour.replace(hour=0)
 
 
-def _hour_columns(stored: list[PricedEvent]) -> dict[str, list[Any]]:
+def hour_columns(stored: list[PricedEvent]) -> dict[str, list[Any]]:
     """Sum the events per (account, hour, provider, model, api key), column-wise; integer hour
     numbers instead of datetime arithmetic per event (this is the hot path). Day buckets are
     summed from these hours by the repository."""

@@ -1,5 +1,5 @@
-"""Saved cards: save one (the processor customer is created on first use), list them, and
-start a browser card-saving session."""
+"""Saved cards: save one (the processor customer is created on first use), list them, make one
+the default, and start a browser card-saving session."""
 
 from __future__ import annotations
 
@@ -46,6 +46,16 @@ async def save_card(ctx: Context, account_id: str, card: Any) -> Card:
         return await cards.card_saved(
             conn, account_id, processor=proc.name, customer=customer, card=saved, now=ctx.clock()
         )
+
+
+async def set_default_card(ctx: Context, account_id: str, payment_method_id: Any) -> Card:
+    """Make a saved card the account's default (the one top-ups and auto top-up charge)."""
+    if not isinstance(payment_method_id, str) or not 0 < len(payment_method_id) <= 100:
+        raise ValidationError(
+            "payment_method_id must name one of the account's saved cards", field="payment_method_id"
+        )
+    async with ctx.db.write() as conn:
+        return await cards.set_default_card(conn, account_id, payment_method_id, ctx.clock())
 
 
 async def list_cards(ctx: Context, account_id: str) -> list[Card]:

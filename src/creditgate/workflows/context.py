@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass, field
 
 from creditgate.accounts.revocation import TokenCache
@@ -37,6 +38,8 @@ class Context:
     authorize_batcher: AuthorizeBatcher = field(init=False, repr=False)
     settle_batcher: SettleBatcher = field(init=False, repr=False)
     tokens: TokenCache = field(init=False, repr=False)  # resolved tokens (accounts/revocation.py)
+    # set after a usage report stored events: wakes the usage applier (workflows/apply_usage.py)
+    usage_stored: asyncio.Event = field(default_factory=asyncio.Event, repr=False)
 
     def __post_init__(self) -> None:
         self.seller = seller_of(self.settings)

@@ -1,10 +1,11 @@
 """Top-ups: charge an unsettled top-up and record the processor's answer.
 
 `charge_topup` is the one function every path charges through: the Cloudflare `POST topup`,
-the admin `POST /topups` (both on session) and the auto top-up job (off session). The card is
-charged only between two commits (see billing.topups): the intent is committed first, the
-processor is called outside any transaction under the key `topup:<id>`, and the answer is
-recorded in a second transaction, so a repeat never charges twice.
+the xAI `POST prepaid/top-up`, the admin `POST /topups` (all on session) and the auto top-up
+job (off session). The card is charged only between two commits (see billing.topups): the
+intent is committed first, the processor is called outside any transaction under the key
+`topup:<id>`, and the answer is recorded in a second transaction, so a repeat never charges
+twice.
 """
 
 from __future__ import annotations
@@ -15,8 +16,9 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from creditgate.billing import autotopup, topups
+from creditgate.billing import autotopup, balance_view, topups
 from creditgate.billing import cards as billing_cards
+from creditgate.billing.balance_view import BalanceChange
 from creditgate.billing.rows import Card, Topup
 from creditgate.errors import CreditgateError, PaymentFailed, ServiceUnavailable
 from creditgate.observability import metrics
@@ -189,3 +191,39 @@ async def run_auto_topups(ctx: Context, *, batch: int = 20, max_batches: int = 1
         if (await reread(ctx, topup)).status != topup.status:
             handled += 1
     return handled
+
+
+@dataclass(frozen=True)
+class TopupChange:
+    """A top-up as a change of the prepaid balance, and the processor that charges it."""
+
+    topup: Topup
+    change: BalanceChange
+    processor: str
+
+
+async def top_up_or_get_pending(
+    ctx: Context, account_id: str, amount: Any, *, request_key: str | None = None
+) -> TopupChange:
+    """xAI's TopUpOrGetExistingPendingChange: while a top-up of the account waits for its
+    charge, that one (a manual one is brought up to date: charged under its own key if it never
+    reached the processor, re-read if waiting for 3-D Secure); otherwise buy `amount` cents
+    with the default card. Declined -> PaymentFailed, nothing credited; processor unreachable
+    -> 503 (the next call resumes the same top-up)."""
+    proc = ctx.require_processor()
+    async with ctx.db.write() as conn:
+        topup, _created = await topups.begin_or_get_pending(
+            conn,
+            account_id,
+            amount=amount,
+            now=ctx.clock(),
+            processor=proc.name,
+            seller=ctx.seller,
+            request_key=request_key,
+        )
+    if topup.origin == "manual":  # auto top-ups are the job's to charge, off session
+        topup = await settle(ctx, topup)
+        raise_if_failed(topup)
+    async with ctx.db.read() as conn:
+        change = await balance_view.topup_change(conn, account_id, topup.id)
+    return TopupChange(topup, change, proc.name)

@@ -2,11 +2,15 @@
 
 Each request validates its batch itself (in its own task, yielding to the event loop), then
 queues it and waits. One writer per process stores everything waiting (up to MAX_GROUP_EVENTS
-events) in one transaction with `metering.ingest_parsed`, exactly as if the batches had been
-ingested one after the other, and queues the auto top-ups of the accounts it debited. Under
-load this amortizes the transaction, the account locks and every statement over many
-requests. A group that fails is retried member by member (workflows/batching.py), so a bad
-batch (say one that would push a balance past its bound) fails only its own request.
+events) in one transaction with `metering.store_parsed`, exactly as if the batches had been
+ingested one after the other: each event once, and what it owes queued in `usage_pending`.
+With CREDITGATE_USAGE_APPLY=deferred (the default) that is all the request waits for: the
+usage applier (workflows/apply_usage.py) posts the debit, rollups and spend and queues auto
+top-ups off the request path, woken by the answer; balance reads and authorize count what
+waits. With `inline` the same apply runs in the group's transaction before the answer. Under
+load the group amortizes the transaction and every statement over many requests. A group that
+fails is retried member by member (workflows/batching.py), so a bad batch (say one that would
+push a balance past its bound) fails only its own request.
 """
 
 from __future__ import annotations
@@ -31,10 +35,13 @@ UsageQueue = Batcher[ParsedBatch, IngestResult]
 
 def usage_queue(ctx: Context) -> UsageQueue:
     """The process's group-commit queue for usage batches (built once, with the Context)."""
+    inline = ctx.settings.usage_apply == "inline"
 
     async def store(conn: AsyncConnection, batches: list[ParsedBatch]) -> list[IngestResult]:
         now = ctx.clock()
-        results = await metering.ingest_parsed(conn, batches, ctx.catalog, now)
+        if not inline:
+            return (await metering.store_parsed(conn, batches, ctx.catalog, now))[0]
+        results = await metering.ingest_parsed(conn, batches, ctx.catalog, now)  # store + apply
         await after_debits(ctx, conn, (debit for r in results for debit in r.charged.items()), now)
         return results
 
@@ -50,4 +57,7 @@ async def report_usage(ctx: Context, events: Any, caller: Principal) -> IngestRe
     good, rejected = await metering.parse_batch_yielding(events, caller, ctx.clock())
     if not good:
         return IngestResult(rejected=rejected)
-    return await ctx.usage_queue.submit(ParsedBatch(good, rejected))
+    result = await ctx.usage_queue.submit(ParsedBatch(good, rejected))
+    if result.accepted:
+        ctx.usage_stored.set()  # committed: wake the in-process applier
+    return result

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from creditgate.api.schemas.common import Request
 from creditgate.money import MAX_AMOUNT, UNITS_PER_CENT
@@ -24,6 +24,14 @@ Name = Annotated[str, Field(min_length=1, max_length=200)]
 
 
 class AccountCreate(Request):
+    model_config = ConfigDict(
+        extra="forbid",
+        # only a postpaid account may have a postpaid limit above 0
+        json_schema_extra={
+            "if": {"not": {"required": ["mode"], "properties": {"mode": {"const": "postpaid"}}}},
+            "then": {"properties": {"postpaid_limit_cents": {"maximum": 0}}},
+        },
+    )
     id: Annotated[str, Field(pattern=ACCOUNT_ID, description="Cloudflare-style hex id, a UUID or a slug")]
     name: Name | None = None
     mode: Literal["prepaid", "postpaid"] | None = None
@@ -71,7 +79,7 @@ class AccountList(BaseModel):
 
 
 class TokenCreate(Request):
-    scope: Literal["read", "write", "gateway"]
+    scope: Literal["read", "write", "gateway", "api"]
     name: Name | None = None
 
 

@@ -64,7 +64,10 @@ def change(team_id: str, item: BalanceChange, processor: str | None) -> PrepaidB
     )
 
 
-@router.get(TEAMS + "/prepaid/balance", **doc("Prepaid balance and its changes"))
+@router.get(
+    TEAMS + "/prepaid/balance",
+    **doc("Prepaid balance and its changes", response=ListPrepaidBalanceChangesResp),
+)
 async def prepaid_balance(request: Request, team_id: str) -> Response:
     await team_access(request, team_id, "read")
     found = await xai_reads.prepaid_balance(services(request), team_id)

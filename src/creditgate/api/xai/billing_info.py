@@ -60,14 +60,16 @@ def fields_of(message: types.BillingInfo) -> dict[str, Any]:
     }
 
 
-@router.get(TEAMS + "/billing-info", **doc("Get billing information"))
+@router.get(TEAMS + "/billing-info", **doc("Get billing information", response=GetBillingInfoResp))
 async def get_billing_info(request: Request, team_id: str) -> Response:
     await team_access(request, team_id, "read")
     info = await xai_reads.team_billing_info(services(request), team_id)
     return render(GetBillingInfoResp(info_message(info)))
 
 
-@router.post(TEAMS + "/billing-info", **doc("Set billing information", body=BILLING_INFO_BODY))
+@router.post(
+    TEAMS + "/billing-info", **doc("Set billing information", body=BILLING_INFO_BODY, response=Empty)
+)
 async def set_billing_info(request: Request, team_id: str) -> Response:
     await team_access(request, team_id, "write")
     body: SetBillingInfoReq = await read_message(request, SetBillingInfoReq)

@@ -119,7 +119,7 @@ def bundle(ctx: Context, team_id: str, view: xai_reads.InvoiceView) -> InvoiceBu
     return message
 
 
-@router.get(TEAMS + "/invoices", **doc("List invoices"))
+@router.get(TEAMS + "/invoices", **doc("List invoices", response=ListInvoicesResp))
 async def list_invoices(request: Request, team_id: str) -> Response:
     await team_access(request, team_id, "read")
     kind, cycle, ids = parse_filter(request.query_params)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
@@ -14,9 +16,24 @@ from creditgate.errors import PermissionDenied
 router = APIRouter()
 # creditgate token scope -> the xAI ACLs it amounts to
 ACLS = {"read": ["BillingRead"], "write": ["BillingRead", "BillingWrite"], "gateway": []}
+_STRING = {"type": "string"}
+VALIDATION: dict[str, Any] = {
+    "type": "object",
+    "properties": {
+        "teamId": _STRING,
+        "scopeId": _STRING,
+        "scope": {"type": "string", "enum": ["SCOPE_TEAM"]},
+        "apiKeyId": _STRING,
+        "acls": {"type": "array", "items": _STRING},
+    },
+    "required": ["teamId", "scopeId", "scope", "apiKeyId", "acls"],
+    "additionalProperties": False,
+}
 
 
-@router.get("/auth/management-keys/validation", **doc("The team of a management key", team=False))
+@router.get(
+    "/auth/management-keys/validation", **doc("The team of a management key", team=False, response=VALIDATION)
+)
 async def validate_key(request: Request) -> Response:
     """The key's team, as clients that discover their team expect (contract section 2.2)."""
     caller: Principal = await principal(request)

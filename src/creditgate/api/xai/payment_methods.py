@@ -22,7 +22,7 @@ def method(card: Card) -> PaymentMethod:
     return PaymentMethod(payment_method_id=card.payment_method_id, card_details=details, payment_type="card")
 
 
-@router.get(TEAMS + "/payment-method", **doc("List payment methods"))
+@router.get(TEAMS + "/payment-method", **doc("List payment methods", response=ListPaymentMethodsResp))
 async def list_payment_methods(request: Request, team_id: str) -> Response:
     await team_access(request, team_id, "read")
     cards = await xai_reads.payment_methods(services(request), team_id)

@@ -85,7 +85,10 @@ def message(found: InvoicePreview) -> GetAmountToPayResp:
     )
 
 
-@router.get(TEAMS + "/postpaid/invoice/preview", **doc("Postpaid invoice preview of the current cycle"))
+@router.get(
+    TEAMS + "/postpaid/invoice/preview",
+    **doc("Postpaid invoice preview of the current cycle", response=GetAmountToPayResp),
+)
 async def preview(request: Request, team_id: str) -> Response:
     await team_access(request, team_id, "read")
     found = await invoice_preview.invoice_preview(services(request), team_id)

@@ -90,7 +90,7 @@ def limits_message(limits: PostpaidLimits) -> SpendingLimits:
     )
 
 
-@router.get(PATH, **doc("Get the postpaid spending limits"))
+@router.get(PATH, **doc("Get the postpaid spending limits", response=GetSpendingLimitsResp))
 async def get_spending_limits(request: Request, team_id: str) -> Response:
     await team_access(request, team_id, "read")
     try:
@@ -100,7 +100,14 @@ async def get_spending_limits(request: Request, team_id: str) -> Response:
     return render(GetSpendingLimitsResp(limits_message(limits)))
 
 
-@router.post(PATH, **doc("Set the soft (customer's own) postpaid spending limit", body=SET_BODY))
+@router.post(
+    PATH,
+    **doc(
+        "Set the soft (customer's own) postpaid spending limit",
+        body=SET_BODY,
+        response=SetSoftSpendingLimitResp,
+    ),
+)
 async def set_soft_spending_limit(request: Request, team_id: str) -> Response:
     """`0` means prepaid only; the limit may not be negative nor above `effectiveHardSl`."""
     await team_access(request, team_id, "write")

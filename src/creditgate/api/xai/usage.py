@@ -123,7 +123,7 @@ def response(result: Result, measures: tuple[tuple[str, str], ...]) -> Analytics
     return AnalyticsResponse(series, result.limit_reached)
 
 
-@router.post(TEAMS + "/usage", **doc("Usage analytics", body=USAGE_BODY))
+@router.post(TEAMS + "/usage", **doc("Usage analytics", body=USAGE_BODY, response=AnalyticsResponse))
 async def usage(request: Request, team_id: str) -> Response:
     await team_access(request, team_id, "read")
     body: AnalyzeBillingItemsRequest = await read_message(request, AnalyzeBillingItemsRequest)

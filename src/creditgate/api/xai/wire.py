@@ -18,6 +18,7 @@ from creditgate.errors import (
     AuthenticationError,
     Conflict,
     CreditgateError,
+    FailedPrecondition,
     NotFound,
     PaymentFailed,
     PermissionDenied,
@@ -45,6 +46,7 @@ GRPC_CODES = {
     503: 14,  # UNAVAILABLE
 }
 _BY_CLASS: tuple[tuple[type[CreditgateError], int], ...] = (
+    (FailedPrecondition, 9),
     (ValidationError, 3),
     (AuthenticationError, 16),
     (PermissionDenied, 7),
