@@ -42,6 +42,8 @@ GLOBAL_TABLES = {
     "invoice_counters": "one gapless number series per seller, shared by every account",
     "webhook_endpoints": "the operator's endpoints, not an account's",
     "webhook_inbox": "processor events, deduplicated by the processor's event id before the account is known",
+    "upstreams": "the proxy's upstream providers: the operator's configuration (a reference table)",
+    "upstream_models": "the proxy's models per upstream: the operator's configuration (a reference table)",
 }
 
 # Per-account tables whose keys do not include account_id yet: listed in docs/scaling.md
@@ -53,6 +55,7 @@ KNOWN_EXCEPTIONS = {
     ("ledger_entries", "primary key", ("id",)),
     ("statements", "unique", ("invoice_id",)),
     ("statement_charges", "primary key", ("invoice_id", "ticket")),
+    ("usage_pending", "primary key", ("id",)),
     ("topup_refunds", "primary key", ("id",)),
     ("topups", "primary key", ("id",)),
     ("topups", "unique", ("invoice_id",)),
