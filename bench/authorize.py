@@ -1,9 +1,16 @@
 """Benchmark: authorize and authorize+settle against a real server, next to a bare FastAPI
-endpoint measured in the same run. Prints requests/s, p50/p99 and the ratio to bare FastAPI.
+endpoint (bench/bare_app.py) measured in the same run. Prints requests/s, p50/p99, the ratio
+to bare FastAPI, the ratio to a stored baseline, and the server's peak RSS per process.
 
     python bench/authorize.py                 # PostgreSQL on 127.0.0.1:5432 (a throwaway database)
     python bench/authorize.py --sqlite        # SQLite too
     python bench/authorize.py --seconds 3 --connections 64 --workers 2
+    python bench/authorize.py --save-baseline # store the medians in bench/baseline-authorize.json
+
+The closed-loop phases (each connection sends its next request when the last is answered)
+measure the maximum. The open-loop phase then sends authorizes on a fixed schedule at half
+that maximum (or `--rate`) and measures each latency from its *scheduled* send time, so a
+server that falls behind shows its queueing in p99 (no coordinated omission).
 
 Everything runs on 127.0.0.1. The script starts and stops the servers itself (uvicorn with
 uvloop + httptools, like `creditgate serve`), creates its own database and drops it at the end,
@@ -33,22 +40,14 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-from fastapi import FastAPI, Request
 
-from bench_support import create_pg_database, drop_pg_database, free_port
+from bench_support import _group_pids, create_pg_database, drop_pg_database, free_port
 
 TOKEN = "bench-operator-token"  # a throwaway token for a loopback-only bench
 ACCOUNTS = 10_000
 MAX_REQUESTS_PER_CONNECTION = 200_000
-
-# The bare endpoint: FastAPI parsing a JSON body and returning a dict, nothing else.
-bare = FastAPI()
-
-
-@bare.post("/v1/gateway/authorize")
-async def bare_authorize(request: Request) -> dict[str, Any]:
-    body = await request.json()
-    return {"allowed": True, "hold_id": "hold_" + body["request_id"], "remaining": {"credit_cents": 1}}
+BASELINE = Path(__file__).with_name("baseline-authorize.json")
+OPEN_LOOP = "authorize open loop at half the maximum, 10,000 accounts"
 
 
 # ---------------------------------------------------------------- load generator
@@ -86,15 +85,7 @@ async def _connection(port: int, deadline: float, pick: Any, pairs: bool, stats:
         for _ in range(MAX_REQUESTS_PER_CONNECTION):
             if time.perf_counter() >= deadline:
                 return
-            account = pick(rnd)
-            body = orjson.dumps(
-                {
-                    "account_id": account,
-                    "request_id": uuid.uuid4().hex,
-                    "model": "gpt-4o",
-                    "estimated_cost_usd": "0.01",
-                }
-            )
+            body = _authorize_body(pick(rnd))
             t = time.perf_counter()
             status, answer = await _request(reader, writer, "/v1/gateway/authorize", body)
             stats.add("authorize", time.perf_counter() - t)
@@ -135,13 +126,91 @@ async def _load(port: int, seconds: float, connections: int, pick: Any, pairs: b
     return stats, time.perf_counter() - start
 
 
+def _authorize_body(account: str) -> bytes:
+    return orjson.dumps(
+        {
+            "account_id": account,
+            "request_id": uuid.uuid4().hex,
+            "model": "gpt-4o",
+            "estimated_cost_usd": "0.01",
+        }
+    )
+
+
+async def _open_loop(port: int, seconds: float, rate: float, pick: Any) -> tuple[Stats, float]:
+    """Authorizes sent at `rate` per second on a fixed schedule over a pool of keep-alive
+    connections; each latency runs from the scheduled send time (a request that waits for a
+    free connection, or for the server, counts that wait)."""
+    rnd = random.Random(7)
+    pool: asyncio.Queue[tuple[Any, Any]] = asyncio.Queue()
+    connections = [await asyncio.open_connection("127.0.0.1", port) for _ in range(256)]
+    for pair in connections:
+        pool.put_nowait(pair)
+    stats = Stats()
+
+    async def one(scheduled: float) -> None:
+        reader, writer = await pool.get()
+        try:
+            status, _ = await _request(reader, writer, "/v1/gateway/authorize", _authorize_body(pick(rnd)))
+        finally:
+            pool.put_nowait((reader, writer))
+        stats.add("authorize", time.perf_counter() - scheduled)
+        if status != 200:
+            stats.errors += 1
+
+    total = int(seconds * rate)
+    start = time.perf_counter() + 0.05
+    tasks = []
+    for i in range(total):
+        scheduled = start + i / rate
+        delay = scheduled - time.perf_counter()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        tasks.append(asyncio.create_task(one(scheduled)))
+    await asyncio.gather(*tasks)
+    elapsed = time.perf_counter() - start
+    for _, writer in connections:
+        writer.close()
+    return stats, elapsed
+
+
+def measure_open_loop(port: int, args: argparse.Namespace, rate: float, pick: Any) -> Figures:
+    asyncio.run(_open_loop(port, 1.0, rate, pick))  # warm-up
+    stats, elapsed = asyncio.run(_open_loop(port, args.seconds, rate, pick))
+    values = stats.latencies.get("authorize", [])
+    figures = Figures(len(values) / elapsed, _pct(values, 0.5), _pct(values, 0.99))
+    print(
+        f"{OPEN_LOOP:42s} {figures.rps:8.0f} req/s (scheduled {rate:.0f}/s) | authorize p50 "
+        f"{figures.p50_ms:6.2f} ms p99 {figures.p99_ms:6.2f} ms (from the scheduled send)"
+        f" | errors {stats.errors}",
+        flush=True,
+    )
+    return figures
+
+
+def peak_rss_mb(pgid: int) -> float:
+    """The largest peak resident set (VmHWM) among the server's processes, in MB."""
+    peak = 0
+    for pid in _group_pids(pgid):
+        try:
+            with open(f"/proc/{pid}/status") as f:
+                for line in f:
+                    if line.startswith("VmHWM:"):
+                        peak = max(peak, int(line.split()[1]))
+        except OSError:
+            continue
+    return peak / 1024
+
+
 @dataclass
 class Figures:
-    """One phase of one run: requests/s and the authorize latency percentiles (ms)."""
+    """One phase of one run: requests/s and the authorize latency percentiles (ms); pairs/s
+    for the authorize+settle phases."""
 
     rps: float
     p50_ms: float
     p99_ms: float
+    pairs: float = 0.0
 
 
 def measure(label: str, port: int, args: argparse.Namespace, pick: Any, pairs: bool) -> Figures:
@@ -156,7 +225,8 @@ def measure(label: str, port: int, args: argparse.Namespace, pick: Any, pairs: b
         parts.append(f"{len(stats.latencies.get('settle', [])) / elapsed:7.0f} pairs/s")
     parts.append(f"denied {stats.denied} errors {stats.errors}")
     print(" | ".join(parts), flush=True)
-    return Figures(rps, _pct(authorize, 0.5), _pct(authorize, 0.99))
+    pair_rate = len(stats.latencies.get("settle", [])) / elapsed
+    return Figures(rps, _pct(authorize, 0.5), _pct(authorize, 0.99), pair_rate)
 
 
 # ---------------------------------------------------------------- servers and data
@@ -200,7 +270,7 @@ def uvicorn(app: str, workers: int, env: dict[str, str], factory: bool = False) 
                     raise RuntimeError(f"{app} did not start") from None
                 time.sleep(0.1)
         time.sleep(1.0)  # let every worker finish its startup
-        yield port
+        yield port, proc.pid
     finally:
         os.killpg(proc.pid, signal.SIGTERM)
         try:
@@ -302,11 +372,11 @@ def run_backend(name: str, url: str, data_dir: Path, args: argparse.Namespace) -
         f"{args.seconds:g} s per phase (after 1 s warm-up)",
         flush=True,
     )
-    with uvicorn("authorize:bare", args.workers, {}) as port:
+    with uvicorn("bare_app:app", args.workers, {}) as (port, _):
         bare_before = measure("bare FastAPI POST (JSON in, dict out)", port, args, lambda r: "x", False)
     others = ids[1:]
     results: dict[str, Figures] = {}
-    with uvicorn("creditgate.server:make_app", args.workers, env, factory=True) as port:
+    with uvicorn("creditgate.server:make_app", args.workers, env, factory=True) as (port, pgid):
         for label, pick, pairs in [
             ("authorize, 10,000 accounts", lambda r: others[r.randrange(len(others))], False),
             ("authorize+settle, 10,000 accounts", lambda r: others[r.randrange(len(others))], True),
@@ -316,31 +386,166 @@ def run_backend(name: str, url: str, data_dir: Path, args: argparse.Namespace) -
             if args.only and args.only not in label:
                 continue
             results[label] = measure(label, port, args, pick, pairs)
+        maximum = results.get("authorize, 10,000 accounts")
+        if maximum is not None and not args.only:
+            rate = args.rate or maximum.rps / 2
+            results[OPEN_LOOP] = measure_open_loop(
+                port, args, rate, lambda r: others[r.randrange(len(others))]
+            )
+        rss = peak_rss_mb(pgid)
+        print(f"peak RSS of the largest server process: {rss:.0f} MB (goal < 300 MB)", flush=True)
     # the bare endpoint again, so a load that drifted during the run shows (ratios use the mean)
-    with uvicorn("authorize:bare", args.workers, {}) as port:
+    with uvicorn("bare_app:app", args.workers, {}) as (port, _):
         bare_after = measure("bare FastAPI POST, again", port, args, lambda r: "x", False)
     bare_rps = (bare_before.rps + bare_after.rps) / 2
     for label, figures in results.items():
-        print(f"ratio to bare FastAPI  {label:36s} {figures.rps / bare_rps:6.1%}")
+        if label != OPEN_LOOP:  # a fixed arrival rate: its req/s is the schedule's, not a maximum
+            print(f"ratio to bare FastAPI  {label:36s} {figures.rps / bare_rps:6.1%}")
     print(asyncio.run(check_books(url)), flush=True)
     results["bare FastAPI (mean of before and after)"] = Figures(
         bare_rps, bare_before.p50_ms, bare_before.p99_ms
     )
+    results["peak RSS MB (reported as req/s)"] = Figures(rss, 0.0, 0.0)
     return results
 
 
-def print_medians(name: str, runs: list[dict[str, Figures]]) -> None:
-    """The median of each figure over the runs (the machine is noisy; one run proves little)."""
+def print_medians(name: str, runs: list[dict[str, Figures]], baseline: dict[str, Any]) -> dict[str, Any]:
+    """The median of each figure over the runs (the machine is noisy; one run proves little),
+    its ratio to bare FastAPI in the same run and to the stored baseline. Returns the medians."""
     bare = "bare FastAPI (mean of before and after)"
     print(f"\n== {name}: medians over {len(runs)} runs", flush=True)
+    medians: dict[str, Any] = {}
     for label in runs[0]:
         rps = statistics.median(r[label].rps for r in runs)
+        if label.startswith("peak RSS"):
+            print(f"peak RSS of the largest server process (median): {rps:.0f} MB (goal < 300 MB)")
+            medians[label] = {"mb": round(rps)}
+            continue
         p50 = statistics.median(r[label].p50_ms for r in runs)
         p99 = statistics.median(r[label].p99_ms for r in runs)
+        pairs = statistics.median(r[label].pairs for r in runs)
         ratio = statistics.median(r[label].rps / r[bare].rps for r in runs)
+        medians[label] = {"rps": round(rps), "p99_ms": round(p99, 2), "pairs": round(pairs), "ratio": ratio}
+        line = f"{label:42s} {rps:8.0f} req/s | authorize p50 {p50:6.2f} ms p99 {p99:6.2f} ms"
+        if label != OPEN_LOOP:
+            line += f" | ratio to bare {ratio:6.1%}"
+        if pairs:
+            line += f" | {pairs:6.0f} pairs/s"
+        stored = baseline.get(name, {}).get(label)
+        if stored and stored.get("rps"):
+            line += f" | vs baseline req/s x{rps / stored['rps']:.2f}"
+            if pairs and stored.get("pairs"):
+                line += f", pairs/s x{pairs / stored['pairs']:.2f}"
+            line += f", ratio to bare then {stored['ratio']:.1%}"
+        print(line, flush=True)
+    return medians
+
+
+# ---------------------------------------------------------------- CPU per request, in-process
+
+
+def _scope(path: str, body: bytes) -> dict[str, Any]:
+    headers = [(b"host", b"x"), (b"authorization", f"Bearer {TOKEN}".encode())]
+    headers += [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+    return {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "POST",
+        "path": path,
+        "raw_path": path.encode(),
+        "query_string": b"",
+        "root_path": "",
+        "scheme": "http",
+        "client": ("127.0.0.1", 1),
+        "server": ("127.0.0.1", 80),
+        "headers": headers,
+    }
+
+
+async def _asgi_post(app: Any, path: str, body: bytes) -> tuple[int, bytes]:
+    """One POST straight into the ASGI app (no socket, no HTTP parsing)."""
+    sent = False
+    out: list[dict[str, Any]] = []
+
+    async def receive() -> dict[str, Any]:
+        nonlocal sent
+        if not sent:
+            sent = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        await asyncio.sleep(3600)
+        return {"type": "http.disconnect"}
+
+    async def send(message: dict[str, Any]) -> None:
+        out.append(message)
+
+    await app(_scope(path, body), receive, send)
+    return int(out[0]["status"]), bytes(out[1]["body"])
+
+
+async def _cpu_per_request(app: Any, pick: Any, pairs: bool) -> list[float]:
+    """CPU microseconds of this process per authorize (or pair), 64 at a time; 5 samples of
+    1,280 after a warm-up. PostgreSQL's CPU is not counted: this is the app's own cost."""
+    rnd = random.Random(1)
+
+    async def one() -> None:
+        status, answer = await _asgi_post(app, "/v1/gateway/authorize", _authorize_body(pick(rnd)))
+        assert status == 200, answer
+        if pairs:
+            hold = orjson.loads(answer)["hold_id"]
+            status, answer = await _asgi_post(
+                app, f"/v1/gateway/holds/{hold}/settle", b'{"cost_usd": "0.008"}'
+            )
+            assert status == 200, answer
+
+    for _ in range(5):
+        await asyncio.gather(*[one() for _ in range(64)])
+    samples = []
+    for _ in range(5):
+        started = time.process_time()
+        for _ in range(20):
+            await asyncio.gather(*[one() for _ in range(64)])
+        samples.append((time.process_time() - started) / 1280 * 1e6)
+    return samples
+
+
+def cpu_mode(url: str, data_dir: Path) -> None:
+    """--cpu: the app's CPU per request, in-process, next to bench/bare_app.py's: a figure that
+    a loaded machine disturbs far less than requests per second."""
+    from pydantic import SecretStr
+
+    import bare_app
+    from creditgate.api import create_app
+    from creditgate.config import Settings, normalize_database_url
+
+    url = normalize_database_url(url)
+    ids = asyncio.run(populate(url))
+    others = ids[1:]
+
+    async def run() -> dict[str, list[float]]:
+        settings = Settings(
+            database_url=url, data_dir=data_dir, admin_token=SecretStr(TOKEN), run_jobs=False, db_pool_size=32
+        )
+        app = create_app(settings)
+        async with app.router.lifespan_context(app):
+            for _ in range(500):  # until the token cache trusts its revocation listener
+                if app.state.services.tokens.listening:
+                    break
+                await asyncio.sleep(0.01)
+            found = {"bare FastAPI POST": await _cpu_per_request(bare_app.app, lambda r: "x", False)}
+            pick = lambda r: others[r.randrange(len(others))]  # noqa: E731
+            found["authorize, 10,000 accounts"] = await _cpu_per_request(app, pick, False)
+            found["authorize+settle pair, 10,000 accounts"] = await _cpu_per_request(app, pick, True)
+            return found
+
+    found = asyncio.run(run())
+    bare = statistics.median(found["bare FastAPI POST"])
+    for label, samples in found.items():
+        median = statistics.median(samples)
+        shown = ", ".join(f"{s:.0f}" for s in samples)
         print(
-            f"{label:42s} {rps:8.0f} req/s | authorize p50 {p50:6.2f} ms p99 {p99:6.2f} ms"
-            f" | ratio to bare {ratio:6.1%}",
+            f"{label:42s} app CPU {median:7.0f} us per request (samples {shown})"
+            f" | bare/this {bare / median:6.1%}",
             flush=True,
         )
 
@@ -357,6 +562,11 @@ def main() -> None:
     parser.add_argument(
         "--runs", type=int, default=3, help="runs per backend; medians are printed at the end"
     )
+    parser.add_argument("--rate", type=float, help="open-loop arrival rate (default: half the maximum)")
+    parser.add_argument(
+        "--save-baseline", action="store_true", help=f"store the medians as the baseline ({BASELINE.name})"
+    )
+    parser.add_argument("--cpu", action="store_true", help="only the app's CPU per request, in-process")
     args = parser.parse_args()
     print(
         f"creditgate authorize bench, {datetime.now(UTC):%Y-%m-%d %H:%M} UTC, {os.cpu_count()} CPUs, "
@@ -364,6 +574,13 @@ def main() -> None:
         flush=True,
     )
     with tempfile.TemporaryDirectory(prefix="cg-bench-") as tmp:
+        if args.cpu:
+            url = create_pg_database()
+            try:
+                cpu_mode(url, Path(tmp))
+            finally:
+                drop_pg_database(url)
+            return
         medians: list[tuple[str, list[dict[str, Figures]]]] = []
         if not args.no_postgres:
             pg_runs = []
@@ -382,8 +599,14 @@ def main() -> None:
                 url = f"sqlite:///{tmp}/bench-{run}.db"
                 lite_runs.append(run_backend(f"SQLite, run {run + 1}/{args.runs}", url, Path(tmp), args))
             medians.append(("SQLite", lite_runs))
-        for name, runs in medians:
-            print_medians(name, runs)
+        baseline = orjson.loads(BASELINE.read_bytes()) if BASELINE.exists() else {}
+        stored: dict[str, Any] = {name: print_medians(name, runs, baseline) for name, runs in medians}
+        if args.save_baseline:
+            stored["_note"] = (
+                f"{datetime.now(UTC):%Y-%m-%d} {os.cpu_count()} CPUs, medians of {args.runs} runs"
+            )
+            BASELINE.write_bytes(orjson.dumps({**baseline, **stored}, option=orjson.OPT_INDENT_2))
+            print(f"baseline written to {BASELINE}", flush=True)
 
 
 if __name__ == "__main__":

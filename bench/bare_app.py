@@ -1,5 +1,6 @@
-"""The baseline for bench/ingest.py: a bare FastAPI endpoint that reads and parses the same
-usage batch and does nothing else (no auth, no validation, no database)."""
+"""The baselines for the benches: bare FastAPI endpoints that read and parse the same request
+and do nothing else (no auth, no validation, no database). bench/ingest.py uses the usage
+route, bench/authorize.py the authorize route."""
 
 from __future__ import annotations
 
@@ -15,6 +16,13 @@ async def usage(request: Request) -> Response:
     events = orjson.loads(await request.body())["events"]
     body = orjson.dumps({"accepted": len(events), "duplicates": 0, "rejected": []})
     return Response(body, media_type="application/json")
+
+
+@app.post("/v1/gateway/authorize")
+async def authorize(request: Request) -> dict[str, object]:
+    """FastAPI parsing a JSON body and returning a dict (its default JSON response)."""
+    body = await request.json()
+    return {"allowed": True, "hold_id": "hold_" + body["request_id"], "remaining": {"credit_cents": 1}}
 
 
 @app.get("/healthz")

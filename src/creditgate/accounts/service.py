@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from creditgate.accounts import repository as repo
 from creditgate.accounts.principal import OPERATOR, SCOPES, Principal
+from creditgate.accounts.revocation import announce_revoked
 from creditgate.errors import AuthenticationError, NotFound, ValidationError
 from creditgate.ids import is_valid_account_id, new_id, new_secret
 from creditgate.ledger import service as ledger
@@ -85,8 +86,10 @@ async def list_tokens(conn: AsyncConnection, account_id: str) -> list[Any]:
 
 
 async def revoke_token(conn: AsyncConnection, account_id: str, token_id: str, now: datetime) -> None:
+    """Revoke the token; every server process forgets it when this transaction commits."""
     if await repo.revoke_token(conn, account_id, token_id, now) == 0:
         raise NotFound(f"no active token {token_id!r} on this account")
+    await announce_revoked(conn, token_id)
 
 
 async def authenticate(conn: AsyncConnection, secret: str, admin_token: str | None) -> Principal:

@@ -10,7 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from creditgate.accounts.principal import Principal
 from creditgate.api import idempotent
-from creditgate.api.auth import forget_cached_tokens, principal
+from creditgate.api.auth import principal
 from creditgate.api.responses import JSON, read_object
 from creditgate.api.schemas import admin as schema
 from creditgate.api.schemas.common import Empty, idempotency_header, operation
@@ -136,7 +136,6 @@ async def list_tokens(request: Request, account_id: str) -> Response:
 @router.delete("/accounts/{account_id}/tokens/{token_id}", **operation(ok=Empty, errors=[404]))
 async def revoke_token(request: Request, account_id: str, token_id: str) -> Response:
     await accounts.revoke_token(services(request), account_id, token_id)
-    forget_cached_tokens()
     return JSON({})
 
 

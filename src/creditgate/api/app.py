@@ -27,7 +27,7 @@ from creditgate.api import (
     webhooks,
     xai,
 )
-from creditgate.api.fast_routes import FastPostRoutes
+from creditgate.api.fast_routes import Handler, serve_first
 from creditgate.api.observe import AccessLog
 from creditgate.api.state import Services
 from creditgate.clock import Clock, system_clock
@@ -59,6 +59,8 @@ def create_app(
         if settings.auto_migrate:
             await prepare_database(database, clock)
         tasks = [asyncio.create_task(job(svc)) for job in background or []]
+        if svc.tokens.listened:  # revocations from every process evict (accounts/revocation.py)
+            tasks.append(asyncio.create_task(svc.tokens.listen(database.url)))
         try:
             yield
         finally:
@@ -70,10 +72,14 @@ def create_app(
     app = FastAPI(title="creditgate", version="0.1.0", lifespan=lifespan, docs_url=None, redoc_url=None)
     app.state.services = svc
     errors.install(app)
-    fast_routes = {"/v1/gateway/authorize": gateway.authorize}
-    app.add_middleware(FastPostRoutes, routes=fast_routes)
+    fast_routes: dict[str, Handler] = {
+        "/v1/gateway/authorize": gateway.authorize,
+        "/v1/gateway/holds/{hold_id}/settle": gateway.settle,
+    }
     app.add_middleware(errors.RejectNul)
     app.add_middleware(AccessLog, exact_paths=fast_routes)  # added last: the outermost, it sees every request
+    # the hot routes skip FastAPI's own stack, keeping our access log and NUL check
+    serve_first(app, fast_routes, lambda inner: AccessLog(errors.RejectNul(inner), exact_paths=fast_routes))
     app.include_router(gateway.router)  # first: the hot paths match without scanning the others
     app.include_router(admin.router)
     app.include_router(admin_webhooks.router)

@@ -44,6 +44,14 @@ class _RouteError(CreditgateError):
     pass
 
 
+def internal_error(request: Request) -> Response:
+    """The 500 for an unexpected exception (logged with its traceback)."""
+    log.exception("unhandled error on %s %s", request.method, request.url.path)
+    err = _RouteError("internal error")
+    err.code = "internal_error"
+    return render(request, 500, err)
+
+
 class RejectNul:
     """ASGI middleware: a NUL character in the path or query string is a 400 before any
     route sees it (PostgreSQL cannot store or compare text holding U+0000)."""
@@ -105,7 +113,4 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> Response:
-        log.exception("unhandled error on %s %s", request.method, request.url.path)
-        err = _RouteError("internal error")
-        err.code = "internal_error"
-        return render(request, 500, err)
+        return internal_error(request)

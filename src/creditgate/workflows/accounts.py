@@ -66,5 +66,8 @@ async def list_tokens(ctx: Context, account_id: str) -> list[Any]:
 
 
 async def revoke_token(ctx: Context, account_id: str, token_id: str) -> None:
+    """Revoke a token: refused at once by this process and, through the NOTIFY its transaction
+    sends on PostgreSQL, by every other (accounts/revocation.py)."""
     async with ctx.db.write() as conn:
         await accounts.revoke_token(conn, account_id, token_id, ctx.clock())
+    ctx.tokens.evict_token(token_id)

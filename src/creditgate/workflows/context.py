@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass, field
 
+from creditgate.accounts.revocation import TokenCache
 from creditgate.billing.inbox import Handlers
 from creditgate.billing.inbox_handlers import billing_handlers
 from creditgate.billing.parties import Seller, address_lines
@@ -36,11 +37,13 @@ class Context:
     usage_queue: UsageQueue = field(init=False, repr=False)  # group commit of usage reports
     authorize_batcher: AuthorizeBatcher = field(init=False, repr=False)
     settle_batcher: SettleBatcher = field(init=False, repr=False)
+    tokens: TokenCache = field(init=False, repr=False)  # resolved tokens (accounts/revocation.py)
     # set after a usage report stored events: wakes the usage applier (workflows/apply_usage.py)
     usage_stored: asyncio.Event = field(default_factory=asyncio.Event, repr=False)
 
     def __post_init__(self) -> None:
         self.seller = seller_of(self.settings)
+        self.tokens = TokenCache(listened=not self.db.is_sqlite)
         self.usage_queue = usage_queue(self)
         self.authorize_batcher = authorize_batcher(self)
         self.settle_batcher = settle_batcher(self)
