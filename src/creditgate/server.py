@@ -10,7 +10,6 @@ from creditgate import jobs, proxy, web
 from creditgate.api import create_app
 from creditgate.api import errors as api_errors
 from creditgate.api.app import Background
-from creditgate.api.auth import forget_cached_tokens
 from creditgate.clock import Clock, system_clock
 from creditgate.config import Settings
 from creditgate.db import Database
@@ -34,7 +33,6 @@ def build_app(
     """The API with the portal and console pages (errors under their prefixes are pages)."""
     app = create_app(settings, clock=clock, db=db, background=background)
     web.install(app)
-    app.state.forget_cached_tokens = forget_cached_tokens  # the console's revokes reach the API's cache
     for prefix in web.PREFIXES:
         api_errors.register_renderer(prefix, web.error_page)
     return app

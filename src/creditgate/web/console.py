@@ -5,7 +5,6 @@ through the workflows the admin API and the CLI call."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 from urllib.parse import quote
 
@@ -128,21 +127,12 @@ async def create_token(
     return await _account_page(request, account_id, status=201, new_token=issued)
 
 
-def _forget_cached_tokens(request: Request) -> None:
-    """Drop this process's cached token lookups (the API's, handed over by creditgate.server)
-    so a revoked token stops here at once, as after the admin API's revoke."""
-    forget: Callable[[], None] | None = getattr(request.app.state, "forget_cached_tokens", None)
-    if forget is not None:
-        forget()
-
-
 @router.post("/accounts/{account_id}/tokens/{token_id}/revoke")
 async def revoke_token(
     request: Request, account_id: str, token_id: str, web: WebSession = Depends(operator_session)
 ) -> Response:
     await change(request, web)
-    await accounts.revoke_token(context(request), account_id, token_id)
-    _forget_cached_tokens(request)
+    await accounts.revoke_token(context(request), account_id, token_id)  # evicts in every process
     response = RedirectResponse(_account_url(account_id), status_code=303)
     flash.add(response, "ok", f"Token {token_id} is revoked.")
     return response
