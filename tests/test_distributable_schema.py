@@ -38,6 +38,8 @@ from tests.cluster_support import usage_event
 GLOBAL_TABLES = {
     "accounts": "the accounts themselves: distributed by their own id (the account id)",
     "tokens": "looked up by the hash of the presented secret, before the account is known",
+    "portal_links": "looked up by the hash of the link's secret, before the account is known",
+    "portal_sessions": "looked up by the hash of the session cookie, before the account is known",
     "prices": "the price catalog, the same for every account (a reference table)",
     "invoice_counters": "one gapless number series per seller, shared by every account",
     "webhook_endpoints": "the operator's endpoints, not an account's",

@@ -89,6 +89,19 @@ def test_every_page_carries_the_security_headers(server: LiveServer) -> None:
         assert browser.get("/portal/nowhere").status_code == 404
 
 
+def test_paths_that_only_share_letters_with_a_page_prefix_stay_json(server: LiveServer) -> None:
+    """`/web` is the pages' static prefix; `/webhooks/...` (and `/portals`, `/consoles`) are the
+    API's: their errors stay JSON and carry none of the pages' headers."""
+    with server.client(None) as c:
+        for path in ("/webhooks/nowhere", "/portals", "/consoles/x", "/webx"):
+            r = c.get(path)
+            assert r.status_code == 404 and r.json()["error"]["type"] == "no_route", (path, r.text)
+            assert "content-security-policy" not in r.headers, path
+        page = c.get("/web/nowhere")
+        assert page.status_code == 404 and page.headers["content-type"].startswith("text/html")
+        assert "content-security-policy" in page.headers
+
+
 def test_a_form_without_its_csrf_token_is_refused(server: LiveServer) -> None:
     account = support.create_account(server)
     with portal_client(server, account) as browser:

@@ -33,9 +33,15 @@ def default_renderer(_request: Request, status: int, exc: CreditgateError) -> Re
     return JSON(body, status_code=status)
 
 
+def _under(path: str, prefix: str) -> bool:
+    """Whether `path` is `prefix` or below it, by whole segments (`/web` is not `/webhooks`)."""
+    base = prefix.rstrip("/")
+    return path == base or path.startswith(base + "/")
+
+
 def render(request: Request, status: int, exc: CreditgateError) -> Response:
     for prefix, renderer in _renderers:
-        if request.url.path.startswith(prefix):
+        if _under(request.url.path, prefix):
             return renderer(request, status, exc)
     return default_renderer(request, status, exc)
 

@@ -40,7 +40,8 @@ class SecurityHeaders:
 
     def __init__(self, app: ASGIApp, *, prefixes: tuple[str, ...], stripe: bool) -> None:
         self.app = app
-        self.prefixes = prefixes
+        self.exact = tuple(p.rstrip("/") for p in prefixes)  # whole segments: not /webhooks
+        self.below = tuple(p + "/" for p in self.exact)
         self.headers = [
             (b"content-security-policy", content_security_policy(stripe=stripe).encode()),
             (b"x-frame-options", b"DENY"),
@@ -49,7 +50,8 @@ class SecurityHeaders:
         ]
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or not scope["path"].startswith(self.prefixes):
+        path = scope["path"] if scope["type"] == "http" else ""
+        if not (path in self.exact or path.startswith(self.below)):
             await self.app(scope, receive, send)
             return
 
