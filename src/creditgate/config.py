@@ -106,6 +106,9 @@ class Settings(BaseSettings):
     usage_apply: Literal["deferred", "inline"] = "deferred"
     usage_apply_batch: int = Field(default=5000, ge=1)  # pending rows per apply transaction
     usage_apply_poll_seconds: float = Field(default=0.2, gt=0)  # wake-up when no ingest signals
+    # the least time between the starts of two apply passes: under load a pass then sums more
+    # events per account (fewer ledger, spend and rollup writes); the lag grows by up to this
+    usage_apply_interval_seconds: float = Field(default=0.25, ge=0, le=5)
     extra: dict[str, str] = Field(default_factory=dict)
 
     @classmethod

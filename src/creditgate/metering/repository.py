@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from creditgate.db.driver import pg_driver
 from creditgate.ledger.models import usage_pending
+from creditgate.limits.windows import floor_minute
 from creditgate.metering.models import prices, usage_events, usage_rollups
 
 
@@ -76,38 +77,6 @@ _PG_INSERT_EVENTS = (
     f"coalesce(api_key_id, ''), {_PENDING_SUMS} FROM ins GROUP BY 1, 3, 4, 5, 6 RETURNING id) "
     "SELECT account_id, event_id, NULL::bigint FROM ins UNION ALL SELECT NULL, NULL, id FROM pend"
 )
-_PENDING_COLUMNS = (
-    "account_id, received_at, bucket_start, provider, model, api_key_id, events, input_tokens, "
-    "output_tokens, cached_tokens, cost"
-)
-_PG_CLAIM_NEXT = (
-    "DELETE FROM usage_pending WHERE id IN (SELECT id FROM usage_pending ORDER BY id LIMIT $1 "
-    f"FOR UPDATE SKIP LOCKED) RETURNING {_PENDING_COLUMNS}"
-)
-_PG_CLAIM_IDS = (
-    "DELETE FROM usage_pending WHERE account_id = ANY($2::varchar[]) AND id = ANY($1::bigint[]) "
-    f"RETURNING {_PENDING_COLUMNS}"
-)
-_HOUR_ARRAYS = (
-    ("a", "account_id", "varchar"), ("b", "bucket_start", "timestamptz"), ("p", "provider", "varchar"),
-    ("m", "model", "varchar"), ("k", "api_key_id", "varchar"), ("n", "events", "bigint"),
-    ("it", "input_tokens", "bigint"), ("ot", "output_tokens", "bigint"), ("ct", "cached_tokens", "bigint"),
-    ("c", "cost", "bigint"),
-)  # fmt: skip
-_SUMS = ("events", "input_tokens", "output_tokens", "cached_tokens", "cost")
-# Hour rows come in as arrays; the day rows are summed from them by PostgreSQL (UTC days).
-_PG_ADD_TO_ROLLUPS = (
-    f"WITH h AS (SELECT * FROM {_unnest(_HOUR_ARRAYS)}) "
-    "INSERT INTO usage_rollups (account_id, granularity, bucket_start, provider, model, api_key_id, "
-    f"{', '.join(_SUMS)}) "
-    "SELECT a, 'hour', b, p, m, k, n, it, ot, ct, c FROM h "
-    "UNION ALL SELECT a, 'day', date_trunc('day', b, 'UTC'), p, m, k, sum(n), sum(it), sum(ot), sum(ct), "
-    "sum(c) FROM h GROUP BY a, date_trunc('day', b, 'UTC'), p, m, k "
-    "ORDER BY 1, 2, 3, 4, 5, 6 "
-    "ON CONFLICT (account_id, granularity, bucket_start, provider, model, api_key_id) "
-    "DO UPDATE SET " + ", ".join(f"{col} = usage_rollups.{col} + excluded.{col}" for col in _SUMS)
-)
-
 Columns = dict[str, list[Any]]
 
 
@@ -165,64 +134,139 @@ async def store_events(
     return Stored(inserted, [int(r.id) for r in queued])
 
 
-async def claim_pending(
+_SUMS = ("events", "input_tokens", "output_tokens", "cached_tokens", "cost")
+_QUEUE_KEY = ("account_id", "bucket_start", "provider", "model", "api_key_id")
+
+# Claim: lock the rows (SKIP LOCKED: concurrent appliers take disjoint rows), answer their ids
+# and their cost per account and minute stored. Two forms: the oldest `$1`, or the ids given
+# (of the accounts given, so the statement is addressed by account).
+_PG_PER_MINUTE = (
+    "SELECT account_id, date_trunc('minute', received_at, 'UTC'), sum(cost)::bigint, array_agg(id) "
+    "FROM c GROUP BY 1, 2"
+)
+_PG_CLAIM_NEXT = (
+    "WITH c AS (SELECT id, account_id, received_at, cost FROM usage_pending ORDER BY id LIMIT $1 "
+    f"FOR UPDATE SKIP LOCKED) {_PG_PER_MINUTE}"
+)
+_PG_CLAIM_IDS = (
+    "WITH c AS (SELECT id, account_id, received_at, cost FROM usage_pending "
+    "WHERE account_id = ANY($2::varchar[]) AND id = ANY($1::bigint[]) FOR UPDATE) "
+    f"{_PG_PER_MINUTE}"
+)
+# Delete the claimed rows and add them to the hour rollups, and their sums per UTC day to the
+# day rollups, in key order (concurrent appliers upsert shared keys in one order: no deadlock).
+_PG_ROLL_UP = (
+    "WITH c AS (DELETE FROM usage_pending WHERE account_id = ANY($2::varchar[]) "
+    f"AND id = ANY($1::bigint[]) RETURNING {', '.join(_QUEUE_KEY)}, {', '.join(_SUMS)}), "
+    f"h AS (SELECT {', '.join(_QUEUE_KEY)}, {', '.join(f'sum({s}) AS {s}' for s in _SUMS)} FROM c "
+    "GROUP BY 1, 2, 3, 4, 5) "
+    f"INSERT INTO usage_rollups (account_id, granularity, bucket_start, provider, model, api_key_id, "
+    f"{', '.join(_SUMS)}) "
+    f"SELECT account_id, 'hour', bucket_start, provider, model, api_key_id, {', '.join(_SUMS)} FROM h "
+    "UNION ALL SELECT account_id, 'day', date_trunc('day', bucket_start, 'UTC'), provider, model, "
+    f"api_key_id, {', '.join(f'sum({s})' for s in _SUMS)} FROM h "
+    "GROUP BY 1, 3, 4, 5, 6 ORDER BY 1, 2, 3, 4, 5, 6 "
+    "ON CONFLICT (account_id, granularity, bucket_start, provider, model, api_key_id) "
+    "DO UPDATE SET " + ", ".join(f"{s} = usage_rollups.{s} + excluded.{s}" for s in _SUMS)
+)
+
+
+@dataclass
+class Claimed:
+    """Queued rows this transaction holds: their ids, their cost per (minute stored, account),
+    and on SQLite the rows themselves."""
+
+    ids: list[int] = field(default_factory=list)
+    spent: dict[datetime, dict[str, int]] = field(default_factory=dict)
+    rows: list[Any] = field(default_factory=list)
+
+    @property
+    def charged(self) -> dict[str, int]:
+        """The cost per account, over all minutes."""
+        total: dict[str, int] = {}
+        for amounts in self.spent.values():
+            for account_id, cost in amounts.items():
+                total[account_id] = total.get(account_id, 0) + cost
+        return total
+
+    def _add(self, account_id: str, minute: datetime, cost: int) -> None:
+        in_minute = self.spent.setdefault(minute, {})
+        in_minute[account_id] = in_minute.get(account_id, 0) + cost
+
+
+async def claim(
     conn: AsyncConnection, *, limit: int, ids: list[int] | None = None, accounts: list[str] | None = None
-) -> list[Any]:
-    """Delete and return pending rows (columns of usage_pending but id): the `ids` given (rows
-    of `accounts`, so the statement is addressed by account), or the oldest `limit` that no
-    other transaction holds (PostgreSQL: SKIP LOCKED, so several appliers share the queue; a
-    SQLite writer is alone anyway). The caller applies them in the same transaction, so a crash
-    before its commit gives them back."""
+) -> Claimed:
+    """Lock queued rows for this transaction: the `ids` given (rows of `accounts`), or the
+    oldest `limit` no other transaction holds. A crash before the commit gives them back."""
+    claimed = Claimed()
+    if ids is not None and not ids:
+        return claimed
     if conn.dialect.name == "postgresql":
         driver = await pg_driver(conn)
-        if ids is not None:
-            return list(await driver.fetch(_PG_CLAIM_IDS, ids, sorted(accounts or ()))) if ids else []
-        return list(await driver.fetch(_PG_CLAIM_NEXT, limit))
+        if ids is None:
+            rows = await driver.fetch(_PG_CLAIM_NEXT, limit)
+        else:
+            rows = await driver.fetch(_PG_CLAIM_IDS, ids, sorted(accounts or ()))
+        for account_id, minute, cost, row_ids in rows:
+            claimed._add(account_id, minute, int(cost))
+            claimed.ids.extend(row_ids)
+        return claimed
+    stmt = select(usage_pending).order_by(usage_pending.c.id)
     if ids is None:
-        oldest = select(usage_pending.c.id).order_by(usage_pending.c.id).limit(limit)
-        ids = list((await conn.execute(oldest)).scalars())
-    if not ids:
-        return []
-    columns = [c for c in usage_pending.c if c.name != "id"]
-    claim = delete(usage_pending).where(usage_pending.c.id.in_(ids))
-    if accounts is not None:
-        claim = claim.where(usage_pending.c.account_id.in_(sorted(accounts)))
-    return list(await conn.execute(claim.returning(*columns)))
+        stmt = stmt.limit(limit)
+    else:
+        stmt = stmt.where(usage_pending.c.id.in_(ids), usage_pending.c.account_id.in_(sorted(accounts or ())))
+    for row in await conn.execute(stmt):
+        claimed.ids.append(int(row.id))
+        claimed.rows.append(row)
+        claimed._add(row.account_id, floor_minute(row.received_at), int(row.cost))
+    return claimed
+
+
+async def add_to_hourly_rollups(conn: AsyncConnection, claimed: Claimed) -> None:
+    """Delete the claimed rows from the queue and add them to the hour rollups, and to the day
+    rollups summed from those hours."""
+    if not claimed.ids:
+        return
+    accounts = sorted({a for amounts in claimed.spent.values() for a in amounts})
+    if conn.dialect.name == "postgresql":
+        await (await pg_driver(conn)).execute(_PG_ROLL_UP, claimed.ids, accounts)
+        return
+    await conn.execute(delete(usage_pending).where(usage_pending.c.id.in_(claimed.ids)))
+    await _sqlite_upsert(conn, _summed(claimed.rows, hour=True) + _summed(claimed.rows, hour=False))
+
+
+def _summed(rows: Sequence[Any], *, hour: bool) -> list[dict[str, Any]]:
+    """The rows summed per (account, hour or UTC day, provider, model, api key): one upsert
+    must not touch a row twice."""
+    sums: dict[tuple[Any, ...], dict[str, Any]] = {}
+    for row in rows:
+        start = row.bucket_start if hour else row.bucket_start.replace(hour=0)
+        key = (row.account_id, start, row.provider, row.model, row.api_key_id)
+        acc = sums.get(key)
+        if acc is None:
+            sums[key] = dict(zip(_QUEUE_KEY, key, strict=True), granularity="hour" if hour else "day")
+            sums[key].update({s: int(getattr(row, s)) for s in _SUMS})
+        else:
+            for s in _SUMS:
+                acc[s] += int(getattr(row, s))
+    return list(sums.values())
+
+
+async def _sqlite_upsert(conn: AsyncConnection, rows: list[dict[str, Any]]) -> None:
+    stmt = sqlite.insert(usage_rollups)
+    stmt = stmt.on_conflict_do_update(
+        index_elements=["account_id", "granularity", "bucket_start", "provider", "model", "api_key_id"],
+        set_={s: usage_rollups.c[s] + stmt.excluded[s] for s in _SUMS},
+    )
+    await conn.execute(stmt, rows)
 
 
 async def oldest_pending(conn: AsyncConnection) -> datetime | None:
     """When the oldest usage still waiting for the applier was stored (None: nothing waits)."""
-    oldest: datetime | None = (await conn.execute(select(func.min(usage_pending.c.received_at)))).scalar_one()
-    return oldest
-
-
-async def add_to_hourly_rollups(conn: AsyncConnection, hours: Columns) -> None:
-    """Upsert-add hour buckets given column-wise (the columns of _HOUR_ARRAYS, one row per
-    key) and the day buckets summed from them; PostgreSQL applies them in key order."""
-    if not hours["account_id"]:
-        return
-    if conn.dialect.name == "postgresql":
-        driver = await pg_driver(conn)
-        await driver.execute(_PG_ADD_TO_ROLLUPS, *(hours[col] for _, col, _ in _HOUR_ARRAYS))
-        return
-    rows = _rows(hours, granularity="hour")
-    days: dict[tuple[str, datetime, str, str, str], dict[str, Any]] = {}
-    for row in rows:
-        start = row["bucket_start"].replace(hour=0)
-        key = (row["account_id"], start, row["provider"], row["model"], row["api_key_id"])
-        day = days.get(key)
-        if day is None:
-            days[key] = {**row, "granularity": "day", "bucket_start": start}
-        else:
-            for name in _SUMS:
-                day[name] += row[name]
-    stmt = _insert(conn, usage_rollups)
-    excluded = stmt.excluded
-    stmt = stmt.on_conflict_do_update(
-        index_elements=["account_id", "granularity", "bucket_start", "provider", "model", "api_key_id"],
-        set_={name: usage_rollups.c[name] + excluded[name] for name in _SUMS},
-    )
-    await conn.execute(stmt, rows + list(days.values()))
+    found: datetime | None = (await conn.execute(select(func.min(usage_pending.c.received_at)))).scalar_one()
+    return found
 
 
 @dataclass(frozen=True, slots=True)
