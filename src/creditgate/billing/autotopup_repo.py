@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from creditgate.billing.models import auto_topup_configs, topups
 from creditgate.billing.rows import AutoTopupRow
+from creditgate.db.driver import one_of
 from creditgate.ledger.models import accounts
 from creditgate.money import UNITS_PER_CENT
 
@@ -51,12 +52,13 @@ async def get_config(conn: AsyncConnection, account_id: str) -> AutoTopupRow | N
 
 async def below_threshold(conn: AsyncConnection, account_ids: Sequence[str]) -> list[AutoTopupRow]:
     """Configs (with the balance) of these accounts whose balance is under the threshold."""
-    stmt = _configs_with_balance().where(_c.account_id.in_(list(account_ids)), _BELOW).order_by(_c.account_id)
+    in_ids = one_of(conn, _c.account_id, account_ids)
+    stmt = _configs_with_balance().where(in_ids, _BELOW).order_by(_c.account_id)
     return [_row(row) for row in await conn.execute(stmt)]
 
 
 async def configs_with_balance(conn: AsyncConnection, account_ids: Sequence[str]) -> list[AutoTopupRow]:
-    stmt = _configs_with_balance().where(_c.account_id.in_(list(account_ids))).order_by(_c.account_id)
+    stmt = _configs_with_balance().where(one_of(conn, _c.account_id, account_ids)).order_by(_c.account_id)
     return [_row(row) for row in await conn.execute(stmt)]
 
 

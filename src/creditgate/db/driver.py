@@ -8,9 +8,11 @@ first statement, so `pg_driver` makes sure that has happened.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
-from sqlalchemy import text
+from sqlalchemy import ColumnElement, any_, bindparam, text
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 
@@ -30,3 +32,12 @@ async def pg_driver(conn: AsyncConnection) -> Any:
         if not driver.is_in_transaction():
             raise RuntimeError("pg_driver needs a connection inside a transaction")
     return driver
+
+
+def one_of(conn: AsyncConnection, column: ColumnElement[Any], values: Iterable[Any]) -> ColumnElement[bool]:
+    """`column IN values`, bound as one array on PostgreSQL (`= ANY($1)`): an IN list renders
+    one placeholder per value, which costs SQLAlchemy tens of microseconds each and gives every
+    list length its own prepared statement."""
+    if conn.dialect.name == "postgresql":
+        return column == any_(bindparam(None, list(values), type_=postgresql.ARRAY(column.type)))
+    return column.in_(list(values))

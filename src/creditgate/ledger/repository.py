@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy import Row, String, bindparam, cast, func, literal, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from creditgate.db.driver import pg_driver
+from creditgate.db.driver import one_of, pg_driver
 from creditgate.ledger.models import accounts, ledger_entries, usage_pending
 from creditgate.ledger.rows import Account, Entry
 
@@ -52,7 +52,7 @@ async def pending_costs(conn: AsyncConnection, account_ids: Iterable[str] | None
         ids = sorted(set(account_ids))
         if not ids:
             return {}
-        stmt = stmt.where(usage_pending.c.account_id.in_(ids))
+        stmt = stmt.where(one_of(conn, usage_pending.c.account_id, ids))
     return {row[0]: int(row[1]) for row in await conn.execute(stmt)}
 
 
@@ -217,7 +217,7 @@ async def get_accounts(conn: AsyncConnection, account_ids: Iterable[str]) -> dic
     ids = list(set(account_ids))
     if not ids:
         return {}
-    rows = await conn.execute(select(*_ACCOUNT_READ).where(accounts.c.id.in_(ids)))
+    rows = await conn.execute(select(*_ACCOUNT_READ).where(one_of(conn, accounts.c.id, ids)))
     return {row.id: _account(row) for row in rows}
 
 
