@@ -106,6 +106,12 @@ class Settings(BaseSettings):
     usage_apply: Literal["deferred", "inline"] = "deferred"
     usage_apply_batch: int = Field(default=5000, ge=1)  # pending rows per apply transaction
     usage_apply_poll_seconds: float = Field(default=0.2, gt=0)  # wake-up when no ingest signals
+    # Growth of usage history (issue 13, docs/scaling.md "Partitions and retention"): event ids
+    # are deduplicated for this many days after they are received (at least 35), and raw usage
+    # events are kept for the current month and this many before it (unset: forever; the
+    # rollups, ledger and balances are always kept).
+    dedupe_horizon_days: int = Field(default=40, ge=35)
+    raw_event_retention_months: int | None = Field(default=None, ge=1)
     extra: dict[str, str] = Field(default_factory=dict)
 
     @classmethod
