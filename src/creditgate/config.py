@@ -109,6 +109,12 @@ class Settings(BaseSettings):
     # the least time between the starts of two apply passes: under load a pass then sums more
     # events per account (fewer ledger, spend and rollup writes); the lag grows by up to this
     usage_apply_interval_seconds: float = Field(default=0.25, ge=0, le=5)
+    # Growth of usage history (issue 13, docs/scaling.md "Partitions and retention"): event ids
+    # are deduplicated for this many days after they are received (at least 35), and raw usage
+    # events are kept for the current month and this many before it (unset: forever; the
+    # rollups, ledger and balances are always kept).
+    dedupe_horizon_days: int = Field(default=40, ge=35)
+    raw_event_retention_months: int | None = Field(default=None, ge=1)
     extra: dict[str, str] = Field(default_factory=dict)
 
     @classmethod

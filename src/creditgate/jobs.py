@@ -15,6 +15,7 @@ from creditgate.workflows import statements, topup, webhooks_in
 from creditgate.workflows.apply_usage import apply_all, run_applier
 from creditgate.workflows.context import Context
 from creditgate.workflows.expiry import expire_grants, expire_holds, prune_spend_buckets
+from creditgate.workflows.usage_history import drop_old_raw_events, ensure_partitions, prune_event_ids
 from creditgate.workflows.webhooks_out import deliver_webhooks
 
 log = logging.getLogger("creditgate.jobs")
@@ -69,6 +70,9 @@ JOBS: tuple[Job, ...] = (
     Job("auto_topups", topup.run_auto_topups),
     Job("close_periods", statements.close_periods),
     Job("expire_grants", lambda ctx: expire_grants(ctx.db, ctx.clock)),
+    Job("usage_partitions", ensure_partitions),  # monthly partitions ahead (PostgreSQL)
+    Job("prune_event_ids", prune_event_ids),  # past the deduplication horizon
+    Job("raw_event_retention", drop_old_raw_events),  # past CREDITGATE_RAW_EVENT_RETENTION_MONTHS
 )
 NAMES: tuple[str, ...] = tuple(job.name for job in JOBS)
 __all__ = [

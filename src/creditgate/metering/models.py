@@ -1,4 +1,14 @@
-"""Metering tables: the price catalog, usage events (one row per event id) and rollups."""
+"""Metering tables: the price catalog, the event ids seen (deduplication), the raw usage
+events and their rollups.
+
+`usage_event_ids` is the deduplication key: ingest stores an event only when its (account,
+id) is new there, and a job prunes ids received longer ago than the deduplication horizon
+(docs/scaling.md, "Partitions and retention"). `usage_events` holds the raw events; on
+PostgreSQL it is partitioned by month of `occurred_at` (a partition per month and a DEFAULT
+one, created by migration 0019 and the `usage_partitions` job, metering/partitions.py), so
+its key must include `occurred_at`, and whole months of raw events can be dropped after the
+retention period. The rollups are kept forever.
+"""
 
 from sqlalchemy import (
     BigInteger,
@@ -28,12 +38,21 @@ prices = Table(
     UniqueConstraint("provider", "model", "effective_from"),
 )
 
+usage_event_ids = Table(
+    "usage_event_ids",
+    metadata,
+    Column("account_id", String(64), ForeignKey("accounts.id"), primary_key=True),
+    Column("event_id", String(200), primary_key=True),
+    Column("received_at", UTCDateTime, nullable=False),
+    Index("ix_usage_event_ids_received_at", "received_at"),  # the horizon's prune
+)
+
 usage_events = Table(
     "usage_events",
     metadata,
     Column("account_id", String(64), ForeignKey("accounts.id"), primary_key=True),
     Column("event_id", String(200), primary_key=True),
-    Column("occurred_at", UTCDateTime, nullable=False),
+    Column("occurred_at", UTCDateTime, primary_key=True),  # the partition key (PostgreSQL)
     Column("provider", String(64), nullable=False),
     Column("model", String(200), nullable=False),
     Column("input_tokens", BigInteger, nullable=False),

@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from creditgate.db.driver import pg_driver
 from creditgate.ledger.models import usage_pending
 from creditgate.limits.windows import floor_minute
-from creditgate.metering.models import prices, usage_events, usage_rollups
+from creditgate.metering.models import prices, usage_event_ids, usage_events, usage_rollups
 
 
 def _insert(conn: AsyncConnection, table: Any) -> Any:
@@ -61,16 +61,23 @@ def _unnest(arrays: tuple[tuple[str, str, str], ...], first: int = 1) -> str:
 
 
 _PENDING_SUMS = "count(*), sum(input_tokens), sum(output_tokens), sum(cached_tokens), sum(cost)"
-# One statement: store the new events (dedupe by id) and queue what they owe for the applier,
-# summed per account, hour, provider, model and api key. Answers the stored (account, event) pairs and
-# the ids of the pending rows (rows of the second kind have NULL keys).
+# One statement: claim the new event ids (the deduplication key, usage_event_ids), store the
+# events of the ids claimed (raw events are partitioned by occurred_at on PostgreSQL, so their
+# key holds it; an event already there with the same timestamp is skipped too) and queue what
+# they owe for the applier, summed per account, hour, provider, model and api key. Answers the
+# stored (account, event) pairs and the ids of the pending rows (rows of the second kind have
+# NULL keys). Every insert runs in key order, so concurrent batches never deadlock.
 _PG_INSERT_EVENTS = (
-    "WITH ins AS (INSERT INTO usage_events (account_id, event_id, occurred_at, provider, model, "
+    f"WITH t AS (SELECT * FROM {_unnest(_EVENT_ARRAYS)}), "
+    "ids AS (INSERT INTO usage_event_ids (account_id, event_id, received_at) "
+    "SELECT a, e, $14::timestamptz FROM t ORDER BY a, e "
+    "ON CONFLICT (account_id, event_id) DO NOTHING RETURNING account_id, event_id), "
+    "ins AS (INSERT INTO usage_events (account_id, event_id, occurred_at, provider, model, "
     "input_tokens, output_tokens, cached_tokens, cost, price_id, api_key_id, metadata, hold_id, "
     "received_at) SELECT a, e, o, p, m, it, ot, ct, c, pid, k, md::jsonb, $13::varchar, $14::timestamptz "
-    f"FROM {_unnest(_EVENT_ARRAYS)} ORDER BY a, e "
-    "ON CONFLICT (account_id, event_id) DO NOTHING RETURNING account_id, event_id, occurred_at, "
-    "provider, model, api_key_id, input_tokens, output_tokens, cached_tokens, cost), "
+    "FROM t JOIN ids ON ids.account_id = t.a AND ids.event_id = t.e ORDER BY a, e "
+    "ON CONFLICT (account_id, event_id, occurred_at) DO NOTHING RETURNING account_id, event_id, "
+    "occurred_at, provider, model, api_key_id, input_tokens, output_tokens, cached_tokens, cost), "
     "pend AS (INSERT INTO usage_pending (account_id, received_at, bucket_start, provider, model, "
     "api_key_id, events, input_tokens, output_tokens, cached_tokens, cost) "
     "SELECT account_id, $14::timestamptz, date_trunc('hour', occurred_at, 'UTC'), provider, model, "
@@ -104,10 +111,12 @@ async def store_events(
     hold_id: str | None,
     received_at: datetime,
 ) -> Stored:
-    """Insert events given column-wise (the columns of _EVENT_ARRAYS), skipping ids already
-    stored, and queue their cost in usage_pending (per account, hour, provider and model;
-    `pending_hours(inserted)` builds those sums where the database does not). PostgreSQL: one
-    statement over arrays, in key order (so concurrent batches never deadlock)."""
+    """Insert events given column-wise (the columns of _EVENT_ARRAYS, each (account_id,
+    event_id) once), skipping ids already seen (usage_event_ids, within the deduplication
+    horizon) and events already stored with the same timestamp, and queue their cost in
+    usage_pending (per account, hour, provider and model; `pending_hours(inserted)` builds
+    those sums where the database does not). PostgreSQL: one statement over arrays, in key
+    order (so concurrent batches never deadlock)."""
     if not columns["event_id"]:
         return Stored(set(), [])
     if conn.dialect.name == "postgresql":
@@ -116,15 +125,7 @@ async def store_events(
         driver = await pg_driver(conn)
         rows = await driver.fetch(_PG_INSERT_EVENTS, *arrays, hold_id, received_at)
         return Stored({(r[0], r[1]) for r in rows if r[2] is None}, [r[2] for r in rows if r[2] is not None])
-    stmt = (
-        _insert(conn, usage_events)
-        .on_conflict_do_nothing(index_elements=["account_id", "event_id"])
-        .returning(usage_events.c.account_id, usage_events.c.event_id)
-    )
-    rows = _rows(
-        {k: v for k, v in columns.items() if k != "metadata_json"}, hold_id=hold_id, received_at=received_at
-    )
-    inserted = {(r.account_id, r.event_id) for r in await conn.execute(stmt, rows)}
+    inserted = await _store_events_sqlite(conn, columns, hold_id=hold_id, received_at=received_at)
     hours = pending_hours(inserted)
     if not hours["account_id"]:
         return Stored(inserted, [])
@@ -132,6 +133,39 @@ async def store_events(
         usage_pending.insert().returning(usage_pending.c.id), _rows(hours, received_at=received_at)
     )
     return Stored(inserted, [int(r.id) for r in queued])
+
+
+async def _store_events_sqlite(
+    conn: AsyncConnection, columns: Columns, *, hold_id: str | None, received_at: datetime
+) -> set[tuple[str, str]]:
+    """The SQLite side of `store_events`: claim the ids, then store the events of those claimed."""
+    claim = (
+        _insert(conn, usage_event_ids)
+        .on_conflict_do_nothing(index_elements=["account_id", "event_id"])
+        .returning(usage_event_ids.c.account_id, usage_event_ids.c.event_id)
+    )
+    keys = [
+        {"account_id": a, "event_id": e, "received_at": received_at}
+        for a, e in zip(columns["account_id"], columns["event_id"], strict=True)
+    ]
+    claimed = {(r.account_id, r.event_id) for r in await conn.execute(claim, keys)}
+    rows = [
+        row
+        for row in _rows(
+            {k: v for k, v in columns.items() if k != "metadata_json"},
+            hold_id=hold_id,
+            received_at=received_at,
+        )
+        if (row["account_id"], row["event_id"]) in claimed
+    ]
+    if not rows:
+        return set()
+    stmt = (
+        _insert(conn, usage_events)
+        .on_conflict_do_nothing(index_elements=["account_id", "event_id", "occurred_at"])
+        .returning(usage_events.c.account_id, usage_events.c.event_id)
+    )
+    return {(r.account_id, r.event_id) for r in await conn.execute(stmt, rows)}
 
 
 _SUMS = ("events", "input_tokens", "output_tokens", "cached_tokens", "cost")

@@ -9,6 +9,7 @@ from sqlalchemy import func, select
 
 from creditgate.billing.reconcile import reconcile_report
 from creditgate.ledger import models as ledger_models
+from creditgate.metering.retention import retention_cutoff
 from creditgate.workflows.context import Context
 
 
@@ -21,4 +22,5 @@ async def reconcile(ctx: Context, *, progress: Callable[[str], None] = _quiet) -
     async with ctx.db.read() as conn:
         count = await conn.scalar(select(func.count()).select_from(ledger_models.accounts))
         progress(f"reconcile: checking {count} account(s)")
-        return await reconcile_report(conn)
+        cutoff = retention_cutoff(ctx.clock(), ctx.settings.raw_event_retention_months)
+        return await reconcile_report(conn, cutoff)
