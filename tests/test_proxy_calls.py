@@ -345,6 +345,50 @@ def test_unknown_models_are_404s(proxy: support.LiveServer, fake: ps.FakeUpstrea
     assert fake.requests == [] and ps.events_of(proxy, account) == []
 
 
+def test_anthropic_models_list_in_anthropics_shape(proxy: support.LiveServer, fake: ps.FakeUpstream) -> None:
+    _, key = customer(proxy)
+    added = ps.add_upstream(
+        proxy,
+        provider="anthropic",
+        base_url="http://127.0.0.1:9",
+        api_key=ps.UPSTREAM_KEY,
+        models=["claude-3-5-haiku", {"model": "claude-sonnet-4", "alias": "house-opus"}],
+    )
+    try:
+        client = an(proxy, key)
+        listed = list(client.models.list(limit=2))  # the SDK follows has_more / last_id
+        assert [m.id for m in listed] == ["claude-3-5-haiku", "claude-sonnet-4", "house-opus"]
+        assert all(m.type == "model" and m.display_name == m.id for m in listed)
+        assert listed[0].created_at.isoformat() == added["created_at"]
+        first = client.models.list(limit=2)
+        assert (first.has_more, first.first_id, first.last_id) == (
+            True,
+            "claude-3-5-haiku",
+            "claude-sonnet-4",
+        )
+        assert client.models.retrieve("house-opus").id == "house-opus"
+        with proxy.client(key) as c:
+            raw = c.get("/anthropic/v1/models", headers={"x-api-key": key}).json()
+            assert set(raw) == {"data", "has_more", "first_id", "last_id"} and raw["has_more"] is False
+            last = c.get("/anthropic/v1/models", params={"before_id": "house-opus", "limit": 1}).json()
+            assert [m["id"] for m in last["data"]] == ["claude-sonnet-4"] and last["has_more"] is True
+            bad = c.get("/anthropic/v1/models", params={"limit": 0})
+            assert bad.status_code == 400 and bad.json()["error"]["type"] == "invalid_request_error"
+        with pytest.raises(anthropic.NotFoundError):
+            client.models.retrieve("gpt-4o")  # an OpenAI-family model
+        assert "claude-sonnet-4" not in [m.id for m in oa(proxy, key).models.list()]
+        account, _ = customer(proxy, cents=0)
+        with pytest.raises(anthropic.PermissionDeniedError):
+            an(proxy, support.create_token(proxy, account, "read")).models.list()
+        with pytest.raises(anthropic.AuthenticationError):
+            an(proxy, "cg_not-a-real-token").models.list()
+    finally:
+        with proxy.admin() as c:
+            assert c.delete(f"/admin/v1/upstreams/{added['id']}").status_code == 200
+    assert [m.id for m in an(proxy, key).models.list()] == ["claude-sonnet-4"]
+    assert fake.requests == []
+
+
 def test_no_credit_and_spending_limits_are_refused(proxy: support.LiveServer, fake: ps.FakeUpstream) -> None:
     _, key = customer(proxy, cents=0)
     with pytest.raises(openai.RateLimitError) as quota:
