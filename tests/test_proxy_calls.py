@@ -389,6 +389,27 @@ def test_anthropic_models_list_in_anthropics_shape(proxy: support.LiveServer, fa
     assert fake.requests == []
 
 
+def test_model_calls_skip_fastapis_routing_but_keep_the_apps_middleware(
+    proxy: support.LiveServer, fake: ps.FakeUpstream, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _, key = customer(proxy)
+    body = {"model": "gpt-4o", "messages": MESSAGES, "max_tokens": 5}
+    with proxy.client(key) as c:
+        r = c.post("/openai/v1/chat/completions", json=body, headers={"x-request-id": "req-proxy-1"})
+        assert r.status_code == 200 and r.headers["x-request-id"] == "req-proxy-1"  # the access log's
+        assert c.get("/openai/v1/chat/completions").status_code == 405  # other methods: the app's
+        assert c.post("/openai/v1/chat/completions%00", json=body).status_code == 400  # the NUL check
+
+        async def broken(*_: Any) -> None:
+            raise RuntimeError("a bug")
+
+        monkeypatch.setattr("creditgate.proxy.relay.handle", broken)
+        r = c.post("/openai/v1/chat/completions", json=body)
+        assert r.status_code == 500 and r.json()["error"]["type"] == "server_error"
+        r = c.post("/anthropic/v1/messages", json=body)
+        assert r.status_code == 500 and r.json()["error"]["type"] == "api_error"
+
+
 def test_no_credit_and_spending_limits_are_refused(proxy: support.LiveServer, fake: ps.FakeUpstream) -> None:
     _, key = customer(proxy, cents=0)
     with pytest.raises(openai.RateLimitError) as quota:
