@@ -3,7 +3,8 @@ loopback (instant answers; streams at a fixed token rate) and the same calls are
 to it and through creditgate (`/openai/v1/...`, which authorizes, forwards, meters and settles
 each call), in the same run:
 
-- non-streaming calls at a moderate fixed rate (open loop): added p50 and p99 latency;
+- non-streaming calls at a moderate fixed rate (open loop, each call timed from its scheduled
+  send): added p50 and p99 latency, and creditgate's and PostgreSQL's CPU per proxied call;
 - streams: added time to first token (p50, p99);
 - the most proxied calls per second (closed loop, `--connections` at once), and the direct
   figure beside it;
