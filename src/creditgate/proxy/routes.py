@@ -5,7 +5,8 @@ The model calls (POST) are served in front of FastAPI's stack: a request for one
 through the app's own middleware (access log, NUL check, security headers, in the app's order)
 straight to the relay, without FastAPI's routing scan over every API route or its own layers
 (profiled: about a fifth of the proxy's request-path CPU). They stay registered on the app
-too, so other methods get its usual 405."""
+too, so other methods get its usual 405 (and a path the front door does not know exactly, as
+under a `root_path`, is still served, through FastAPI)."""
 
 from __future__ import annotations
 
@@ -199,7 +200,7 @@ def install(app: Any) -> None:
     calls = {path: _call_app(path, endpoint, client) for path, endpoint in ROUTES.items()}
 
     def handler(endpoint: Endpoint) -> Callable[[Request], Awaitable[Response]]:
-        async def handle(request: Request) -> Response:  # the same, reached only by other methods
+        async def handle(request: Request) -> Response:  # the same through FastAPI (e.g. a root_path)
             return await relay.handle(endpoint, client(), request)
 
         return handle
