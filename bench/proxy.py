@@ -3,7 +3,8 @@ loopback (instant answers; streams at a fixed token rate) and the same calls are
 to it and through creditgate (`/openai/v1/...`, which authorizes, forwards, meters and settles
 each call), in the same run:
 
-- non-streaming calls at a moderate fixed rate (open loop): added p50 and p99 latency;
+- non-streaming calls at a moderate fixed rate (open loop, each call timed from its scheduled
+  send): added p50 and p99 latency, and creditgate's and PostgreSQL's CPU per proxied call;
 - streams: added time to first token (p50, p99);
 - the most proxied calls per second (closed loop, `--connections` at once), and the direct
   figure beside it;
@@ -38,7 +39,14 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
-from bench_support import PG_ADMIN, Server, create_pg_database, drop_pg_database, free_port
+from bench_support import (
+    PG_ADMIN,
+    Server,
+    cpu_seconds,
+    create_pg_database,
+    drop_pg_database,
+    free_port,
+)
 
 TOKEN = "cg-bench-operator-token"
 UPSTREAM_KEY = "sk-bench-upstream"
@@ -143,11 +151,14 @@ def pct(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000 if ordered else float("nan")
 
 
-async def one_call(client: httpx.AsyncClient, url: str, key: str, stream: bool) -> float:
-    """Seconds to the whole answer, or (streams) to the first content token."""
+async def one_call(
+    client: httpx.AsyncClient, url: str, key: str, stream: bool, start: float | None = None
+) -> float:
+    """Seconds to the whole answer, or (streams) to the first content token, counted from
+    `start` (the time the call was scheduled; now when not given)."""
     body = {**BODY, "stream": True} if stream else BODY
     headers = {"authorization": f"Bearer {key}"}
-    start = time.perf_counter()
+    start = time.perf_counter() if start is None else start
     if not stream:
         r = await client.post(url, json=body, headers=headers)
         assert r.status_code == 200, r.text
@@ -163,16 +174,20 @@ async def one_call(client: httpx.AsyncClient, url: str, key: str, stream: bool) 
 
 
 async def open_loop(url: str, keys: list[str], rate: float, seconds: float, stream: bool) -> list[float]:
-    """Calls started at a fixed rate (not waiting for answers): latency free of queueing in us."""
+    """Calls started at a fixed rate (not waiting for answers), each timed from the moment it
+    was scheduled, so a stall in the load generator or the server counts against the call
+    rather than delaying the calls behind it unseen (coordinated omission)."""
     async with httpx.AsyncClient(timeout=120, limits=httpx.Limits(max_connections=500)) as client:
         await asyncio.gather(*(one_call(client, url, k, stream) for k in keys[:5]))  # warm-up
         tasks = []
         start = time.perf_counter()
         for i in range(int(rate * seconds)):
-            delay = start + i / rate - time.perf_counter()
+            scheduled = start + i / rate
+            delay = scheduled - time.perf_counter()
             if delay > 0:
                 await asyncio.sleep(delay)
-            tasks.append(asyncio.create_task(one_call(client, url, keys[i % len(keys)], stream)))
+            call = one_call(client, url, keys[i % len(keys)], stream, scheduled)
+            tasks.append(asyncio.create_task(call))
         answers = await asyncio.gather(*tasks, return_exceptions=True)
         failed = [a for a in answers if isinstance(a, BaseException)]
         if failed:  # reported, not hidden: a loaded machine can time a call out
@@ -215,13 +230,19 @@ def run_once(db_url: str, data_dir: Path, args: argparse.Namespace) -> dict[str,
             keys = asyncio.run(setup(base, upstream, args.accounts))
             direct, proxied = upstream + "/v1/chat/completions", base + "/openai/v1/chat/completions"
             fig: dict[str, float] = {}
+            assert server.proc is not None
             for name, url, k in (("direct", direct, [UPSTREAM_KEY]), ("proxied", proxied, keys)):
+                before = cpu_seconds(server.proc.pid, db_url)
                 lat = asyncio.run(open_loop(url, k, args.rate, args.seconds, stream=False))
+                time.sleep(0.5)  # the last settles run after their answers
+                after = cpu_seconds(server.proc.pid, db_url)
+                if name == "proxied":  # CPU per call: comparable on a shared machine
+                    fig["creditgate CPU us/call"] = (after[0] - before[0]) / len(lat) * 1e6
+                    fig["PostgreSQL CPU us/call"] = (after[1] - before[1]) / len(lat) * 1e6
                 ttft = asyncio.run(open_loop(url, k, args.stream_rate, args.seconds, stream=True))
                 fig[f"{name} p50 ms"], fig[f"{name} p99 ms"] = pct(lat, 0.5), pct(lat, 0.99)
                 fig[f"{name} ttft p50 ms"], fig[f"{name} ttft p99 ms"] = pct(ttft, 0.5), pct(ttft, 0.99)
                 fig[f"{name} max calls/s"] = asyncio.run(closed_loop(url, k, args.connections, args.seconds))
-            assert server.proc is not None
             fig["creditgate peak RSS MiB"] = peak_rss_mib(server.proc.pid)
     for what in ("p50 ms", "p99 ms", "ttft p50 ms", "ttft p99 ms"):
         fig[f"added {what}"] = fig[f"proxied {what}"] - fig[f"direct {what}"]

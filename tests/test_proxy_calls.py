@@ -345,6 +345,71 @@ def test_unknown_models_are_404s(proxy: support.LiveServer, fake: ps.FakeUpstrea
     assert fake.requests == [] and ps.events_of(proxy, account) == []
 
 
+def test_anthropic_models_list_in_anthropics_shape(proxy: support.LiveServer, fake: ps.FakeUpstream) -> None:
+    _, key = customer(proxy)
+    added = ps.add_upstream(
+        proxy,
+        provider="anthropic",
+        base_url="http://127.0.0.1:9",
+        api_key=ps.UPSTREAM_KEY,
+        models=["claude-3-5-haiku", {"model": "claude-sonnet-4", "alias": "house-opus"}],
+    )
+    try:
+        client = an(proxy, key)
+        listed = list(client.models.list(limit=2))  # the SDK follows has_more / last_id
+        assert [m.id for m in listed] == ["claude-3-5-haiku", "claude-sonnet-4", "house-opus"]
+        assert all(m.type == "model" and m.display_name == m.id for m in listed)
+        assert listed[0].created_at.isoformat() == added["created_at"]
+        first = client.models.list(limit=2)
+        assert (first.has_more, first.first_id, first.last_id) == (
+            True,
+            "claude-3-5-haiku",
+            "claude-sonnet-4",
+        )
+        assert client.models.retrieve("house-opus").id == "house-opus"
+        with proxy.client(key) as c:
+            raw = c.get("/anthropic/v1/models", headers={"x-api-key": key}).json()
+            assert set(raw) == {"data", "has_more", "first_id", "last_id"} and raw["has_more"] is False
+            last = c.get("/anthropic/v1/models", params={"before_id": "house-opus", "limit": 1}).json()
+            assert [m["id"] for m in last["data"]] == ["claude-sonnet-4"] and last["has_more"] is True
+            bad = c.get("/anthropic/v1/models", params={"limit": 0})
+            assert bad.status_code == 400 and bad.json()["error"]["type"] == "invalid_request_error"
+        with pytest.raises(anthropic.NotFoundError):
+            client.models.retrieve("gpt-4o")  # an OpenAI-family model
+        assert "claude-sonnet-4" not in [m.id for m in oa(proxy, key).models.list()]
+        account, _ = customer(proxy, cents=0)
+        with pytest.raises(anthropic.PermissionDeniedError):
+            an(proxy, support.create_token(proxy, account, "read")).models.list()
+        with pytest.raises(anthropic.AuthenticationError):
+            an(proxy, "cg_not-a-real-token").models.list()
+    finally:
+        with proxy.admin() as c:
+            assert c.delete(f"/admin/v1/upstreams/{added['id']}").status_code == 200
+    assert [m.id for m in an(proxy, key).models.list()] == ["claude-sonnet-4"]
+    assert fake.requests == []
+
+
+def test_model_calls_skip_fastapis_routing_but_keep_the_apps_middleware(
+    proxy: support.LiveServer, fake: ps.FakeUpstream, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _, key = customer(proxy)
+    body = {"model": "gpt-4o", "messages": MESSAGES, "max_tokens": 5}
+    with proxy.client(key) as c:
+        r = c.post("/openai/v1/chat/completions", json=body, headers={"x-request-id": "req-proxy-1"})
+        assert r.status_code == 200 and r.headers["x-request-id"] == "req-proxy-1"  # the access log's
+        assert c.get("/openai/v1/chat/completions").status_code == 405  # other methods: the app's
+        assert c.post("/openai/v1/chat/completions%00", json=body).status_code == 400  # the NUL check
+
+        async def broken(*_: Any) -> None:
+            raise RuntimeError("a bug")
+
+        monkeypatch.setattr("creditgate.proxy.relay.handle", broken)
+        r = c.post("/openai/v1/chat/completions", json=body)
+        assert r.status_code == 500 and r.json()["error"]["type"] == "server_error"
+        r = c.post("/anthropic/v1/messages", json=body)
+        assert r.status_code == 500 and r.json()["error"]["type"] == "api_error"
+
+
 def test_no_credit_and_spending_limits_are_refused(proxy: support.LiveServer, fake: ps.FakeUpstream) -> None:
     _, key = customer(proxy, cents=0)
     with pytest.raises(openai.RateLimitError) as quota:

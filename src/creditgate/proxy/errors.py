@@ -55,6 +55,18 @@ def error_response(family: str, exc: CreditgateError) -> Response:
     return Response(orjson.dumps(body), status_code=status, headers=headers, media_type="application/json")
 
 
+def internal_error_response(family: str) -> Response:
+    """A 500 in the family's shape, for a bug (logged by the caller; never its details)."""
+    message = "creditgate failed to handle the request; it has been logged."
+    if family == ANTHROPIC:
+        body: dict[str, object] = {"type": "error", "error": {"type": "api_error", "message": message}}
+    else:
+        body = {
+            "error": {"message": message, "type": "server_error", "param": None, "code": "internal_error"}
+        }
+    return Response(orjson.dumps(body), status_code=500, media_type="application/json")
+
+
 def stream_error_event(family: str, message: str) -> bytes:
     """An error event the SDKs raise on when a stream breaks after it started."""
     if family == ANTHROPIC:

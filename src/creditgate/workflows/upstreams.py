@@ -5,15 +5,18 @@ API key (stored encrypted, never shown again), timeouts, the models it offers (e
 optional alias, optional per-model sell prices and output maximum) and a markup in percent over
 the catalog price. Front doors: admin `/admin/v1/upstreams`, `creditgate upstreams`.
 
-Each process caches the routes for a few seconds (`CACHE_SECONDS`); an upstream removed in
-another process stops being used within that time.
+Each process caches the routes (and refreshes the price catalog with them); a change made in the
+process applies to the next call, one made in another process within about `CACHE_SECONDS`
+(routes that old are reloaded in the background, off the calls' latency).
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import datetime
 from decimal import Decimal, InvalidOperation
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
@@ -56,7 +59,8 @@ PPM = 1_000_000
 MAX_MARKUP_PERCENT = 10_000
 MAX_MODELS = 500
 MAX_OUTPUT_TOKENS = 10_000_000
-CACHE_SECONDS = 5.0
+CACHE_SECONDS = 5.0  # routes older than this are reloaded in the background
+STALE_SECONDS = 60.0  # ... and older than this, before the call (the reloads are failing)
 
 
 @dataclass(frozen=True)
@@ -76,6 +80,7 @@ class Route:
     output_rate: int | None
     cached_input_rate: int | None
     max_output_tokens: int | None
+    offered_since: datetime | None = None  # when its upstream was added
 
     def __repr__(self) -> str:  # never print the key
         return f"Route({self.provider}/{self.name} -> {self.upstream_id}/{self.upstream_model})"
@@ -290,11 +295,27 @@ async def remove_upstream(ctx: Context, upstream_id: str) -> None:
 
 # -- routes, cached per process -------------------------------------------------------------
 
-_routes: dict[str, tuple[float, dict[tuple[str, str], Route]]] = {}
+
+@dataclass
+class _Cached:
+    """The routes of one database: loaded at `loaded_at`; `generation` bumps on every change
+    made in this process, so a load that began before a change does not store stale routes."""
+
+    routes: dict[tuple[str, str], Route] | None = None
+    loaded_at: float = 0.0
+    generation: int = 0
+    refreshing: asyncio.Task[Any] | None = field(default=None, repr=False)
+
+
+_routes: dict[str, _Cached] = {}
 
 
 def forget_routes(ctx: Context) -> None:
-    _routes.pop(ctx.settings.database_url, None)
+    """Drop this process's routes at once (an upstream added or removed here): the next call
+    loads them again before it is routed."""
+    cached = _routes.setdefault(ctx.settings.database_url, _Cached())
+    cached.routes = None
+    cached.generation += 1
 
 
 async def _load(ctx: Context) -> dict[tuple[str, str], Route]:
@@ -320,6 +341,7 @@ async def _load(ctx: Context) -> dict[tuple[str, str], Route]:
             output_rate=m.output_rate,
             cached_input_rate=m.cached_input_rate,
             max_output_tokens=m.max_output_tokens,
+            offered_since=u.created_at,
         )
     return routes
 
@@ -334,16 +356,42 @@ def _plain_key(ctx: Context, upstream: Any) -> str | None:
         return None
 
 
-async def routes(ctx: Context) -> dict[tuple[str, str], Route]:
-    """Every offered model by (provider family, name), at most CACHE_SECONDS old."""
-    key = ctx.settings.database_url
-    hit = _routes.get(key)
-    now = time.monotonic()
-    if hit is not None and hit[0] > now:
-        return hit[1]
+async def _refresh(ctx: Context, cached: _Cached) -> dict[tuple[str, str], Route]:
+    generation = cached.generation
     loaded = await _load(ctx)
-    _routes[key] = (now + CACHE_SECONDS, loaded)
+    if generation == cached.generation:  # else changed meanwhile: this load may predate it
+        cached.routes, cached.loaded_at = loaded, time.monotonic()
     return loaded
+
+
+def _refresh_in_background(ctx: Context, cached: _Cached) -> None:
+    running, loop = cached.refreshing, asyncio.get_running_loop()
+    if running is not None and not running.done() and running.get_loop() is loop:
+        return
+    task = loop.create_task(_refresh(ctx, cached))
+    task.add_done_callback(_log_failure)
+    cached.refreshing = task
+
+
+def _log_failure(task: asyncio.Task[Any]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        log.warning("proxy: could not refresh the upstreams: %r", task.exception())
+
+
+async def routes(ctx: Context) -> dict[tuple[str, str], Route]:
+    """Every offered model by (provider family, name).
+
+    Routes older than CACHE_SECONDS are served while one background task loads them again
+    (so no call waits for that load); a call waits for a load only when there are none yet,
+    when this process changed an upstream, or when they are older than STALE_SECONDS (the
+    reloads are failing: the call then gets the database's error)."""
+    cached = _routes.setdefault(ctx.settings.database_url, _Cached())
+    age = time.monotonic() - cached.loaded_at
+    if cached.routes is None or age > STALE_SECONDS:
+        return await _refresh(ctx, cached)
+    if age > CACHE_SECONDS:
+        _refresh_in_background(ctx, cached)
+    return cached.routes
 
 
 async def find_route(ctx: Context, provider: str, name: Any) -> Route:
