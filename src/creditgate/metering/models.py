@@ -44,7 +44,10 @@ usage_event_ids = Table(
     Column("account_id", String(64), ForeignKey("accounts.id"), primary_key=True),
     Column("event_id", String(200), primary_key=True),
     Column("received_at", UTCDateTime, nullable=False),
-    Index("ix_usage_event_ids_received_at", "received_at"),  # the horizon's prune
+    # the horizon's prune. BRIN on PostgreSQL: ids arrive in received_at order, so a few bytes
+    # per block range serve the range delete, where a B-tree would cost ingest one more index
+    # insert per event
+    Index("ix_usage_event_ids_received_at", "received_at", postgresql_using="brin"),
 )
 
 usage_events = Table(

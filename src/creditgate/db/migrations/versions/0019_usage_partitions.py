@@ -112,7 +112,9 @@ def upgrade() -> None:
         "INSERT INTO usage_event_ids (account_id, event_id, received_at) "
         "SELECT account_id, event_id, received_at FROM usage_events"
     )
-    op.create_index("ix_usage_event_ids_received_at", "usage_event_ids", ["received_at"])
+    op.create_index(
+        "ix_usage_event_ids_received_at", "usage_event_ids", ["received_at"], postgresql_using="brin"
+    )
     if op.get_bind().dialect.name == "postgresql":
         _upgrade_postgresql()
         return
