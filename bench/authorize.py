@@ -40,7 +40,7 @@ import sys
 import tempfile
 import time
 import uuid
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -62,12 +62,21 @@ RSS = "peak RSS MB (reported as req/s)"
 
 def _run(main: Any) -> Any:
     """Run the load generator's coroutine on uvloop (less CPU per request than asyncio's own
-    loop, so the generator queues less), or on asyncio's loop without uvloop."""
+    loop, so the generator queues less), or on asyncio's loop without uvloop. Where allowed
+    (root), the generator runs at a higher CPU priority meanwhile: it shares two cores with the
+    server and PostgreSQL, and a generator waiting for a core sends late (its lateness is
+    printed), which an external client on its own cores would not."""
+    nice = os.getpriority(os.PRIO_PROCESS, 0)
+    with suppress(OSError):
+        os.setpriority(os.PRIO_PROCESS, 0, nice - 5)
     try:
-        import uvloop
-    except ImportError:
-        return asyncio.run(main)
-    return uvloop.run(main)
+        try:
+            import uvloop
+        except ImportError:
+            return asyncio.run(main)
+        return uvloop.run(main)
+    finally:
+        os.setpriority(os.PRIO_PROCESS, 0, nice)  # the servers started later inherit it
 
 
 # ---------------------------------------------------------------- load generator
