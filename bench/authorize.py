@@ -10,13 +10,20 @@ to bare FastAPI, the ratio to a stored baseline, and the server's peak RSS per p
 The closed-loop phases (each connection sends its next request when the last is answered)
 measure the maximum. The open-loop phase then sends authorizes on a fixed schedule at half
 that maximum (or `--rate`) and measures each latency from its *scheduled* send time, so a
-server that falls behind shows its queueing in p99 (no coordinated omission).
+server that falls behind shows its queueing in p99 (no coordinated omission). The bare
+endpoint gets the same schedule at the same rate in the same run, and the generator's own
+lateness (actual send minus scheduled send) is printed: when the bare endpoint's p99 or the
+lateness is high too, the load generator, not the server, is what queues.
+
+Every phase also prints the CPU time per request of the server's processes and of the
+PostgreSQL backends serving the bench database (from /proc), which a shared machine
+disturbs far less than requests per second.
 
 Everything runs on 127.0.0.1. The script starts and stops the servers itself (uvicorn with
 uvloop + httptools, like `creditgate serve`), creates its own database and drops it at the end,
 and every loop is bounded by a deadline and a request cap. The load generator is a minimal
-asyncio HTTP/1.1 keep-alive client in this process (it shares the cores with the server, as wrk
-would). Figures on a shared or noisy machine are only comparable within one run.
+asyncio HTTP/1.1 keep-alive client in this process on uvloop (it shares the cores with the
+server, as wrk would). Figures on a shared or noisy machine are only comparable within one run.
 """
 
 from __future__ import annotations
@@ -33,7 +40,7 @@ import sys
 import tempfile
 import time
 import uuid
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -41,13 +48,35 @@ from typing import Any
 
 import orjson
 
-from bench_support import _group_pids, create_pg_database, drop_pg_database, free_port
+from bench_support import _group_pids, cpu_seconds, create_pg_database, drop_pg_database, free_port
 
 TOKEN = "bench-operator-token"  # a throwaway token for a loopback-only bench
 ACCOUNTS = 10_000
 MAX_REQUESTS_PER_CONNECTION = 200_000
 BASELINE = Path(__file__).with_name("baseline-authorize.json")
 OPEN_LOOP = "authorize open loop at half the maximum, 10,000 accounts"
+BARE_OPEN_LOOP = "bare FastAPI open loop at the same rate"
+BARE = "bare FastAPI (mean of before and after)"
+RSS = "peak RSS MB (reported as req/s)"
+
+
+def _run(main: Any) -> Any:
+    """Run the load generator's coroutine on uvloop (less CPU per request than asyncio's own
+    loop, so the generator queues less), or on asyncio's loop without uvloop. Where allowed
+    (root), the generator runs at a higher CPU priority meanwhile: it shares two cores with the
+    server and PostgreSQL, and a generator waiting for a core sends late (its lateness is
+    printed), which an external client on its own cores would not."""
+    nice = os.getpriority(os.PRIO_PROCESS, 0)
+    with suppress(OSError):
+        os.setpriority(os.PRIO_PROCESS, 0, nice - 5)
+    try:
+        try:
+            import uvloop
+        except ImportError:
+            return asyncio.run(main)
+        return uvloop.run(main)
+    finally:
+        os.setpriority(os.PRIO_PROCESS, 0, nice)  # the servers started later inherit it
 
 
 # ---------------------------------------------------------------- load generator
@@ -112,11 +141,14 @@ def _pct(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(len(ordered) * q))] * 1000 if ordered else float("nan")
 
 
-async def _load(port: int, seconds: float, connections: int, pick: Any, pairs: bool) -> tuple[Stats, float]:
+async def _warm(port: int, connections: int, pick: Any, pairs: bool) -> None:
     warm = Stats()
     await asyncio.gather(
         *[_connection(port, time.perf_counter() + 1.0, pick, pairs, warm, i) for i in range(connections)]
     )
+
+
+async def _load(port: int, seconds: float, connections: int, pick: Any, pairs: bool) -> tuple[Stats, float]:
     stats = Stats()
     start = time.perf_counter()
     deadline = start + seconds
@@ -140,7 +172,8 @@ def _authorize_body(account: str) -> bytes:
 async def _open_loop(port: int, seconds: float, rate: float, pick: Any) -> tuple[Stats, float]:
     """Authorizes sent at `rate` per second on a fixed schedule over a pool of keep-alive
     connections; each latency runs from the scheduled send time (a request that waits for a
-    free connection, or for the server, counts that wait)."""
+    free connection, or for the server, counts that wait). The generator's own lateness (when
+    the request was actually written, minus its scheduled time) is kept as "late"."""
     rnd = random.Random(7)
     pool: asyncio.Queue[tuple[Any, Any]] = asyncio.Queue()
     connections = [await asyncio.open_connection("127.0.0.1", port) for _ in range(256)]
@@ -150,6 +183,7 @@ async def _open_loop(port: int, seconds: float, rate: float, pick: Any) -> tuple
 
     async def one(scheduled: float) -> None:
         reader, writer = await pool.get()
+        stats.add("late", time.perf_counter() - scheduled)
         try:
             status, _ = await _request(reader, writer, "/v1/gateway/authorize", _authorize_body(pick(rnd)))
         finally:
@@ -174,15 +208,22 @@ async def _open_loop(port: int, seconds: float, rate: float, pick: Any) -> tuple
     return stats, elapsed
 
 
-def measure_open_loop(port: int, args: argparse.Namespace, rate: float, pick: Any) -> Figures:
-    asyncio.run(_open_loop(port, 1.0, rate, pick))  # warm-up
-    stats, elapsed = asyncio.run(_open_loop(port, args.seconds, rate, pick))
-    values = stats.latencies.get("authorize", [])
+def measure_open_loop(
+    label: str, port: int, args: argparse.Namespace, rate: float, pick: Any, cpu: Cpu | None = None
+) -> Figures:
+    _run(_open_loop(port, 1.0, rate, pick))  # warm-up
+    before = cpu.sample() if cpu else None
+    stats, elapsed = _run(_open_loop(port, args.seconds, rate, pick))
+    values, late = stats.latencies.get("authorize", []), stats.latencies.get("late", [])
     figures = Figures(len(values) / elapsed, _pct(values, 0.5), _pct(values, 0.99))
+    figures.late_p99_ms = _pct(late, 0.99)
+    if cpu and before:
+        figures.cpu_us, figures.pg_us = cpu.per_request(before, len(values))
     print(
-        f"{OPEN_LOOP:42s} {figures.rps:8.0f} req/s (scheduled {rate:.0f}/s) | authorize p50 "
+        f"{label:42s} {figures.rps:8.0f} req/s (scheduled {rate:.0f}/s) | authorize p50 "
         f"{figures.p50_ms:6.2f} ms p99 {figures.p99_ms:6.2f} ms (from the scheduled send)"
-        f" | errors {stats.errors}",
+        f" | generator late p50 {_pct(late, 0.5):5.2f} ms p99 {figures.late_p99_ms:5.2f} ms"
+        f"{figures.cpu_text()} | errors {stats.errors}",
         flush=True,
     )
     return figures
@@ -205,28 +246,61 @@ def peak_rss_mb(pgid: int) -> float:
 @dataclass
 class Figures:
     """One phase of one run: requests/s and the authorize latency percentiles (ms); pairs/s
-    for the authorize+settle phases."""
+    for the authorize+settle phases; CPU us per request (authorize) or per pair, of the
+    server's processes and of PostgreSQL's backends; the generator's lateness p99 (open loop)."""
 
     rps: float
     p50_ms: float
     p99_ms: float
     pairs: float = 0.0
+    cpu_us: float = 0.0
+    pg_us: float = 0.0
+    late_p99_ms: float = 0.0
+
+    def cpu_text(self) -> str:
+        if not self.cpu_us:
+            return ""
+        return f" | CPU per op: server {self.cpu_us:5.0f} us, PostgreSQL {self.pg_us:5.0f} us"
 
 
-def measure(label: str, port: int, args: argparse.Namespace, pick: Any, pairs: bool) -> Figures:
-    stats, elapsed = asyncio.run(_load(port, args.seconds, args.connections, pick, pairs))
+@dataclass
+class Cpu:
+    """CPU seconds of a server's process group and of the bench database's backends."""
+
+    pgid: int
+    url: str | None
+
+    def sample(self) -> tuple[float, float]:
+        return cpu_seconds(self.pgid, self.url)
+
+    def per_request(self, before: tuple[float, float], count: int) -> tuple[float, float]:
+        after = self.sample()
+        if not count:
+            return 0.0, 0.0
+        return (after[0] - before[0]) / count * 1e6, (after[1] - before[1]) / count * 1e6
+
+
+def measure(
+    label: str, port: int, args: argparse.Namespace, pick: Any, pairs: bool, cpu: Cpu | None = None
+) -> Figures:
+    _run(_warm(port, args.connections, pick, pairs))
+    before = cpu.sample() if cpu else None
+    stats, elapsed = _run(_load(port, args.seconds, args.connections, pick, pairs))
     total = sum(len(v) for v in stats.latencies.values())
     rps = total / elapsed
     authorize = stats.latencies.get("authorize", [])
     parts = [f"{label:42s} {rps:8.0f} req/s"]
     for kind, values in stats.latencies.items():
         parts.append(f"{kind} p50 {_pct(values, 0.5):6.2f} ms p99 {_pct(values, 0.99):6.2f} ms")
+    settled = len(stats.latencies.get("settle", []))
     if pairs:
-        parts.append(f"{len(stats.latencies.get('settle', [])) / elapsed:7.0f} pairs/s")
-    parts.append(f"denied {stats.denied} errors {stats.errors}")
+        parts.append(f"{settled / elapsed:7.0f} pairs/s")
+    figures = Figures(rps, _pct(authorize, 0.5), _pct(authorize, 0.99), settled / elapsed)
+    if cpu and before:  # per authorize, or per pair
+        figures.cpu_us, figures.pg_us = cpu.per_request(before, settled if pairs else len(authorize))
+    parts.append(f"denied {stats.denied} errors {stats.errors}{figures.cpu_text()}")
     print(" | ".join(parts), flush=True)
-    pair_rate = len(stats.latencies.get("settle", [])) / elapsed
-    return Figures(rps, _pct(authorize, 0.5), _pct(authorize, 0.99), pair_rate)
+    return figures
 
 
 # ---------------------------------------------------------------- servers and data
@@ -377,6 +451,7 @@ def run_backend(name: str, url: str, data_dir: Path, args: argparse.Namespace) -
     others = ids[1:]
     results: dict[str, Figures] = {}
     with uvicorn("creditgate.server:make_app", args.workers, env, factory=True) as (port, pgid):
+        cpu = Cpu(pgid, url if url.startswith("postgresql") else None)
         for label, pick, pairs in [
             ("authorize, 10,000 accounts", lambda r: others[r.randrange(len(others))], False),
             ("authorize+settle, 10,000 accounts", lambda r: others[r.randrange(len(others))], True),
@@ -385,34 +460,37 @@ def run_backend(name: str, url: str, data_dir: Path, args: argparse.Namespace) -
         ]:
             if args.only and args.only not in label:
                 continue
-            results[label] = measure(label, port, args, pick, pairs)
+            results[label] = measure(label, port, args, pick, pairs, cpu)
         maximum = results.get("authorize, 10,000 accounts")
+        rate = None
         if maximum is not None and not args.only:
             rate = args.rate or maximum.rps / 2
-            results[OPEN_LOOP] = measure_open_loop(
-                port, args, rate, lambda r: others[r.randrange(len(others))]
-            )
+            pick_any = lambda r: others[r.randrange(len(others))]  # noqa: E731
+            results[OPEN_LOOP] = measure_open_loop(OPEN_LOOP, port, args, rate, pick_any, cpu)
         rss = peak_rss_mb(pgid)
         print(f"peak RSS of the largest server process: {rss:.0f} MB (goal < 300 MB)", flush=True)
     # the bare endpoint again, so a load that drifted during the run shows (ratios use the mean)
-    with uvicorn("bare_app:app", args.workers, {}) as (port, _):
-        bare_after = measure("bare FastAPI POST, again", port, args, lambda r: "x", False)
+    with uvicorn("bare_app:app", args.workers, {}) as (port, bare_pgid):
+        bare_cpu = Cpu(bare_pgid, None)
+        bare_after = measure("bare FastAPI POST, again", port, args, lambda r: "x", False, bare_cpu)
+        if rate is not None:  # the same schedule against the bare endpoint: the generator's floor
+            results[BARE_OPEN_LOOP] = measure_open_loop(
+                BARE_OPEN_LOOP, port, args, rate, lambda r: "x", bare_cpu
+            )
     bare_rps = (bare_before.rps + bare_after.rps) / 2
     for label, figures in results.items():
-        if label != OPEN_LOOP:  # a fixed arrival rate: its req/s is the schedule's, not a maximum
+        if "open loop" not in label:  # a fixed arrival rate: its req/s is the schedule's, not a maximum
             print(f"ratio to bare FastAPI  {label:36s} {figures.rps / bare_rps:6.1%}")
     print(asyncio.run(check_books(url)), flush=True)
-    results["bare FastAPI (mean of before and after)"] = Figures(
-        bare_rps, bare_before.p50_ms, bare_before.p99_ms
-    )
-    results["peak RSS MB (reported as req/s)"] = Figures(rss, 0.0, 0.0)
+    results[BARE] = Figures(bare_rps, bare_before.p50_ms, bare_before.p99_ms, cpu_us=bare_after.cpu_us)
+    results[RSS] = Figures(rss, 0.0, 0.0)
     return results
 
 
 def print_medians(name: str, runs: list[dict[str, Figures]], baseline: dict[str, Any]) -> dict[str, Any]:
     """The median of each figure over the runs (the machine is noisy; one run proves little),
     its ratio to bare FastAPI in the same run and to the stored baseline. Returns the medians."""
-    bare = "bare FastAPI (mean of before and after)"
+    bare = BARE
     print(f"\n== {name}: medians over {len(runs)} runs", flush=True)
     medians: dict[str, Any] = {}
     for label in runs[0]:
@@ -425,12 +503,27 @@ def print_medians(name: str, runs: list[dict[str, Figures]], baseline: dict[str,
         p99 = statistics.median(r[label].p99_ms for r in runs)
         pairs = statistics.median(r[label].pairs for r in runs)
         ratio = statistics.median(r[label].rps / r[bare].rps for r in runs)
-        medians[label] = {"rps": round(rps), "p99_ms": round(p99, 2), "pairs": round(pairs), "ratio": ratio}
+        cpu_us = statistics.median(r[label].cpu_us for r in runs)
+        pg_us = statistics.median(r[label].pg_us for r in runs)
+        late = statistics.median(r[label].late_p99_ms for r in runs)
+        medians[label] = {
+            "rps": round(rps),
+            "p50_ms": round(p50, 2),
+            "p99_ms": round(p99, 2),
+            "pairs": round(pairs),
+            "ratio": ratio,
+            "cpu_us": round(cpu_us),
+            "pg_us": round(pg_us),
+        }
         line = f"{label:42s} {rps:8.0f} req/s | authorize p50 {p50:6.2f} ms p99 {p99:6.2f} ms"
-        if label != OPEN_LOOP:
+        if "open loop" in label:
+            line += f" | generator late p99 {late:5.2f} ms"
+        else:
             line += f" | ratio to bare {ratio:6.1%}"
-        if pairs:
+        if pairs and "settle" in label:
             line += f" | {pairs:6.0f} pairs/s"
+        if cpu_us:
+            line += f" | CPU per op: server {cpu_us:5.0f} us, PostgreSQL {pg_us:5.0f} us"
         stored = baseline.get(name, {}).get(label)
         if stored and stored.get("rps"):
             line += f" | vs baseline req/s x{rps / stored['rps']:.2f}"
@@ -438,7 +531,24 @@ def print_medians(name: str, runs: list[dict[str, Figures]], baseline: dict[str,
                 line += f", pairs/s x{pairs / stored['pairs']:.2f}"
             line += f", ratio to bare then {stored['ratio']:.1%}"
         print(line, flush=True)
+    _print_goals(medians)
     return medians
+
+
+def _print_goals(medians: dict[str, Any]) -> None:
+    """The issue-13 goals against these medians."""
+    ours, pairs = medians.get("authorize, 10,000 accounts"), medians.get("authorize+settle, 10,000 accounts")
+    paced, rss = medians.get(OPEN_LOOP), medians.get(RSS)
+    goals = []
+    if ours:
+        goals.append(f"authorize max {ours['ratio']:.1%} of bare (goal >= 60 %)")
+    if paced:
+        goals.append(f"open-loop p99 {paced['p99_ms']:.1f} ms (goal < 10 ms)")
+    if pairs:
+        goals.append(f"{pairs['pairs']} pairs/s (goal >= 1,540)")
+    if rss:
+        goals.append(f"peak RSS {rss['mb']} MB (goal < 300 MB)")
+    print("goals: " + "; ".join(goals), flush=True)
 
 
 # ---------------------------------------------------------------- CPU per request, in-process

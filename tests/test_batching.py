@@ -138,3 +138,52 @@ def test_settle_batch_isolates_a_member_that_fails_the_unit_of_work(
         await db.dispose()
 
     asyncio.run(main())
+
+
+def _gated_batcher(in_flight: int) -> tuple[Any, list[list[int]], dict[str, int]]:
+    """A Batcher whose units wait on a gate: the groups it ran, and the most units at once."""
+    from contextlib import asynccontextmanager
+
+    from creditgate.workflows.batching import Batcher
+
+    gate = asyncio.Event()
+    groups: list[list[int]] = []
+    seen = {"now": 0, "most": 0}
+
+    @asynccontextmanager
+    async def unit() -> Any:
+        yield None
+
+    async def run(_conn: Any, items: list[int]) -> list[int]:
+        seen["now"] += 1
+        seen["most"] = max(seen["most"], seen["now"])
+        groups.append(items)
+        await gate.wait()
+        seen["now"] -= 1
+        return [i * 10 for i in items]
+
+    batcher = Batcher(unit, run, name="test", in_flight=in_flight)
+    batcher.gate = gate  # type: ignore[attr-defined]
+    return batcher, groups, seen
+
+
+def test_batcher_runs_at_most_in_flight_units_at_once_and_groups_what_waits() -> None:
+    async def main(in_flight: int) -> tuple[list[list[int]], int, list[int]]:
+        batcher, groups, seen = _gated_batcher(in_flight)
+        first = []
+        for i in range(in_flight):  # one at a time: each is in its unit before the next arrives
+            first.append(asyncio.ensure_future(batcher.submit(i)))
+            while len(groups) <= i:
+                await asyncio.sleep(0)
+        later = [asyncio.ensure_future(batcher.submit(i)) for i in range(100, 105)]
+        await asyncio.sleep(0.01)
+        batcher.gate.set()
+        answers = await asyncio.gather(*first, *later)
+        return groups, seen["most"], answers
+
+    groups, most, answers = asyncio.run(main(1))
+    assert most == 1 and groups == [[0], [100, 101, 102, 103, 104]]
+    assert answers == [0, 1000, 1010, 1020, 1030, 1040]
+    groups, most, answers = asyncio.run(main(3))
+    assert most == 3 and groups == [[0], [1], [2], [100, 101, 102, 103, 104]]
+    assert answers == [0, 10, 20, 1000, 1010, 1020, 1030, 1040]

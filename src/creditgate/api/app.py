@@ -69,7 +69,17 @@ def create_app(
             await asyncio.gather(*tasks, return_exceptions=True)
             await database.dispose()
 
-    app = FastAPI(title="creditgate", version="0.1.0", lifespan=lifespan, docs_url=None, redoc_url=None)
+    # creditgate exports no OpenTelemetry; FastAPI's own telemetry check, on by default, read
+    # os.environ on every request (~6 % of an authorize's CPU under py-spy, docs/performance.md)
+    no_telemetry = {"tracing": False, "metrics": False, "logs": False}
+    app = FastAPI(
+        title="creditgate",
+        version="0.1.0",
+        lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
+        telemetry=no_telemetry,  # type: ignore[arg-type]
+    )
     app.state.services = svc
     errors.install(app)
     fast_routes: dict[str, Handler] = {

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, bindparam, or_, select
+from sqlalchemy import bindparam, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from creditgate.accounts.principal import OPERATOR, Principal
@@ -171,21 +171,19 @@ async def _settle_pending(
         results[i] = Settlement(hold, replayed=False)
 
 
+# One cached statement for any number of keys (an expanding row-value IN): built per call as
+# an OR of per-account clauses it was a third of a settle group's CPU (py-spy), none of it cached.
+_c = usage_events.c
+_STORED_EVENTS = select(_c.account_id, _c.event_id, _c.cost, _c.hold_id).where(
+    tuple_(_c.account_id, _c.event_id).in_(bindparam("keys", expanding=True))
+)
+
+
 async def _stored_events(
     conn: AsyncConnection, keys: list[tuple[str, str]]
 ) -> dict[tuple[str, str], _StoredEvent]:
     """Cost and hold of stored events, by (account_id, event_id)."""
     if not keys:
         return {}
-    by_account: dict[str, list[str]] = {}
-    for account_id, event_id in keys:
-        by_account.setdefault(account_id, []).append(event_id)
-    cond = or_(
-        *(
-            and_(usage_events.c.account_id == a, usage_events.c.event_id.in_(ids))
-            for a, ids in by_account.items()
-        )
-    )
-    c = usage_events.c
-    rows = await conn.execute(select(c.account_id, c.event_id, c.cost, c.hold_id).where(cond))
+    rows = await conn.execute(_STORED_EVENTS, {"keys": keys})
     return {(r.account_id, r.event_id): _StoredEvent(int(r.cost), r.hold_id) for r in rows}

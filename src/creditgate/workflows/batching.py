@@ -1,11 +1,15 @@
 """Per-process batching of concurrent writes into shared units of work, with one failure policy.
 
 Requests of one kind (usage batches, authorizes, settles) that arrive while a unit of work of
-that kind is running wait for the next one; everything waiting (up to `max_weight`) then runs
+that kind are running wait for the next one; everything waiting (up to `max_weight`) then runs
 as one unit of work (a transaction, or one autocommit statement), so a group pays one round
 trip, one commit and one WAL flush instead of one per request. With a single request waiting
-nothing is delayed. At most one unit per batcher is in flight. The database still decides
-every request under its row locks, so zero overspend and deadlock freedom are unchanged.
+nothing is delayed. At most `in_flight` units per batcher run at once (default 1). More than one
+matters where a unit's time is mostly the commit's WAL flush (an fsync, milliseconds, no CPU):
+with one in flight every request queued behind the previous group's fsync, while concurrent
+units' commits share flushes (PostgreSQL's group commit); see docs/performance.md. The
+database still decides every request under its row locks, so zero overspend and deadlock
+freedom are unchanged (concurrent units are the same as concurrent processes).
 
 The failure policy (the same for every batcher): `run(conn, items)` answers each member with
 its result or its own error. When the unit of work itself fails (an exception, so it rolled
@@ -48,21 +52,25 @@ class Batcher(Generic[Item, Result]):
         max_weight: int = 256,
         weight: Callable[[Item], int] | None = None,
         name: str = "batch",
+        in_flight: int = 1,
     ) -> None:
         self._unit = unit
         self._run = run
         self._max_weight = max_weight
         self._weight = weight
         self._name = name
+        self._in_flight = max(1, in_flight)
         self._pending: deque[tuple[Item, asyncio.Future[Result]]] = deque()
-        self._task: asyncio.Task[None] | None = None  # kept referenced while it runs
+        self._tasks: set[asyncio.Task[None]] = set()  # the running drains, kept referenced
 
     async def submit(self, item: Item) -> Result:
         loop = asyncio.get_running_loop()
         future: asyncio.Future[Result] = loop.create_future()
         self._pending.append((item, future))
-        if self._task is None or self._task.done():
-            self._task = loop.create_task(self._drain())
+        if sum(not task.done() for task in self._tasks) < self._in_flight:
+            task = loop.create_task(self._drain())
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
         return await future
 
     def _take_group(self) -> list[tuple[Item, asyncio.Future[Result]]]:

@@ -16,6 +16,7 @@ from creditgate.errors import CreditgateError
 from creditgate.limits import service as limits
 from creditgate.metering import settle as settling
 from creditgate.metering.settle import Settlement, SettleRequest
+from creditgate.workflows.authorize import IN_FLIGHT
 from creditgate.workflows.batching import Batcher
 from creditgate.workflows.debits import after_debits
 
@@ -39,7 +40,8 @@ def settle_batcher(ctx: Context) -> SettleBatcher:
         await after_debits(ctx, conn, debits, now)
         return results
 
-    return Batcher(ctx.db.write, run, name="settle")
+    in_flight = 1 if ctx.db.is_sqlite else IN_FLIGHT  # one writer on SQLite
+    return Batcher(ctx.db.write, run, name="settle", in_flight=in_flight)
 
 
 async def settle(ctx: Context, hold_id: str, body: Any, caller: Principal) -> Settlement:
