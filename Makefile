@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 RUNTIME := $(VENV)/.installed
 STAMP := $(VENV)/.installed-dev
 
-.PHONY: serve test lint bench-ingest bench-authorize
+.PHONY: serve test lint bench-ingest bench-authorize bench-history
 
 $(BIN)/python:
 	python3 -m venv $(VENV)
@@ -36,3 +36,7 @@ bench-ingest: $(STAMP)
 
 bench-authorize: $(STAMP)
 	$(BIN)/python bench/authorize.py
+
+# 10 M usage events over 10,000 accounts (seeded by COPY); EVENTS=1000000 for a quick run
+bench-history: $(STAMP)
+	$(BIN)/python bench/history.py $(if $(EVENTS),--events $(EVENTS))
