@@ -155,14 +155,15 @@ class UsageCosts:
 
 
 async def usage_costs(conn: AsyncConnection, cutoff: datetime | None) -> UsageCosts:
-    """The sums of `UsageCosts`; `cutoff` is the retention cutoff (None: keep forever). Raw
-    events are complete from the later of the cutoff and the month of the oldest kept event
-    (whole months are dropped, and only before a cutoff)."""
+    """The sums of `UsageCosts`; `cutoff` is the retention cutoff (None: no retention, every
+    event is compared). With a cutoff, raw events are complete from the later of the cutoff
+    and the month of the oldest kept event (whole months are dropped, only before a cutoff)."""
     e, r, p = usage_events.c, usage_rollups.c, usage_pending.c
-    oldest = (await conn.execute(select(func.min(e.occurred_at)))).scalar()
-    since = None if oldest is None else month_start(oldest)
-    if cutoff is not None and (since is None or cutoff > since):
-        since = cutoff
+    since = cutoff
+    if cutoff is not None:
+        oldest = (await conn.execute(select(func.min(e.occurred_at)))).scalar()
+        if oldest is not None and month_start(oldest) > cutoff:
+            since = month_start(oldest)
 
     def after(column: ColumnElement[datetime]) -> list[ColumnElement[bool]]:
         return [] if since is None else [column >= since]
