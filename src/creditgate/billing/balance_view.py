@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import and_, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from creditgate.billing import cycle
@@ -63,7 +63,9 @@ async def _topups(conn: AsyncConnection, account_id: str, *where: Any) -> dict[s
             topups.c.invoice_id,
             invoices.c.number,
         )
-        .join(invoices, invoices.c.id == topups.c.invoice_id)
+        .join(
+            invoices, and_(invoices.c.id == topups.c.invoice_id, invoices.c.account_id == topups.c.account_id)
+        )
         .where(topups.c.account_id == account_id, *where)
     )
     return {row.id: row for row in await conn.execute(stmt)}

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import and_, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from creditgate.billing import statement_charges
@@ -59,8 +59,8 @@ async def list_all(
             s.usage,
             t.payment_method_id.label("card"),
         )
-        .outerjoin(statements, s.invoice_id == invoices.c.id)
-        .outerjoin(topups, t.invoice_id == invoices.c.id)
+        .outerjoin(statements, and_(s.invoice_id == invoices.c.id, s.account_id == invoices.c.account_id))
+        .outerjoin(topups, and_(t.invoice_id == invoices.c.id, t.account_id == invoices.c.account_id))
         .where(invoices.c.account_id == account_id)
         .order_by(invoices.c.created_at.desc(), invoices.c.id.desc())
     )

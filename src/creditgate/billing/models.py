@@ -6,6 +6,7 @@ from sqlalchemy import (
     Boolean,
     Column,
     ForeignKey,
+    ForeignKeyConstraint,
     Index,
     Integer,
     PrimaryKeyConstraint,
@@ -43,10 +44,13 @@ billing_cards = Table(
     Column("created_at", UTCDateTime, nullable=False),
 )
 
+# The per-account tables here are keyed (id, account_id): the account is in every key (sharding
+# by account), and a lookup by id alone still uses the key. References between them carry the
+# account too (rows that reference each other live on one shard).
 invoices = Table(
     "invoices",
     metadata,
-    Column("id", String(40), primary_key=True),
+    Column("id", String(40), nullable=False),
     Column("account_id", String(64), ForeignKey("accounts.id"), nullable=False),
     Column("number", String(32), nullable=False),
     Column("status", String(16), nullable=False),  # draft|open|paid|uncollectible|void
@@ -61,6 +65,7 @@ invoices = Table(
     Column("paid_at", UTCDateTime, nullable=True),
     # seller, tax and buyer frozen at issue (billing/parties.py); NULL on invoices issued before
     Column("parties", Json, nullable=True),
+    PrimaryKeyConstraint("id", "account_id"),
     UniqueConstraint("account_id", "number"),
     Index("ix_invoices_account_id_created_at", "account_id", "created_at"),
 )
@@ -68,9 +73,9 @@ invoices = Table(
 topups = Table(
     "topups",
     metadata,
-    Column("id", String(40), primary_key=True),
+    Column("id", String(40), nullable=False),
     Column("account_id", String(64), ForeignKey("accounts.id"), nullable=False),
-    Column("invoice_id", String(40), ForeignKey("invoices.id"), nullable=False, unique=True),
+    Column("invoice_id", String(40), nullable=False),
     Column("amount", BigInteger, nullable=False),  # cents
     Column("currency", String(3), nullable=False),
     Column("origin", String(8), nullable=False),
@@ -90,6 +95,9 @@ topups = Table(
     Column("attempts", Integer, nullable=False, server_default="0"),
     Column("first_attempt_at", UTCDateTime, nullable=True),
     Column("lease_until", UTCDateTime, nullable=True),
+    PrimaryKeyConstraint("id", "account_id"),
+    ForeignKeyConstraint(["invoice_id", "account_id"], ["invoices.id", "invoices.account_id"]),
+    UniqueConstraint("invoice_id", "account_id"),
     UniqueConstraint("account_id", "request_key"),
     Index("ix_topups_account_id_created_at", "account_id", "created_at"),
     Index("ix_topups_payment_id", "payment_id"),
@@ -124,9 +132,9 @@ auto_topup_configs = Table(
 topup_refunds = Table(
     "topup_refunds",
     metadata,
-    Column("id", String(40), primary_key=True),
+    Column("id", String(40), nullable=False),
     Column("account_id", String(64), ForeignKey("accounts.id"), nullable=False),
-    Column("topup_id", String(40), ForeignKey("topups.id"), nullable=False, index=True),
+    Column("topup_id", String(40), nullable=False, index=True),
     Column("amount", BigInteger, nullable=False),  # cents
     Column("status", String(16), nullable=False),  # created|pending|succeeded|failed
     Column("processor_refund_id", String(100), nullable=True),
@@ -136,6 +144,8 @@ topup_refunds = Table(
     Column("created_at", UTCDateTime, nullable=False),
     Column("updated_at", UTCDateTime, nullable=False),
     Column("completed_at", UTCDateTime, nullable=True),
+    PrimaryKeyConstraint("id", "account_id"),
+    ForeignKeyConstraint(["topup_id", "account_id"], ["topups.id", "topups.account_id"]),
     UniqueConstraint("account_id", "processor_refund_id"),
     UniqueConstraint("account_id", "request_key"),
 )
@@ -146,7 +156,7 @@ statements = Table(
     Column("account_id", String(64), ForeignKey("accounts.id"), nullable=False),
     Column("period_start", UTCDateTime, nullable=False),
     Column("period_end", UTCDateTime, nullable=False),
-    Column("invoice_id", String(40), ForeignKey("invoices.id"), nullable=True, unique=True),
+    Column("invoice_id", String(40), nullable=True),
     Column("mode", String(16), nullable=False),  # the account's mode when closed
     Column("total", BigInteger, nullable=False),  # ledger units: this month's usage + late usage
     Column("late", BigInteger, nullable=False),  # units of earlier months reported after their close
@@ -158,6 +168,8 @@ statements = Table(
     # months closed before migration 0013
     Column("usage", BigInteger, nullable=True),
     PrimaryKeyConstraint("account_id", "period_start"),
+    ForeignKeyConstraint(["invoice_id", "account_id"], ["invoices.id", "invoices.account_id"]),
+    UniqueConstraint("invoice_id", "account_id"),
 )
 
 # Card charges of monthly (statement) invoices with an amount due, one row per attempt
@@ -166,7 +178,7 @@ statements = Table(
 statement_charges = Table(
     "statement_charges",
     metadata,
-    Column("invoice_id", String(40), ForeignKey("invoices.id"), nullable=False),
+    Column("invoice_id", String(40), nullable=False),
     Column("ticket", Integer, nullable=False),
     Column("account_id", String(64), ForeignKey("accounts.id"), nullable=False),
     Column("payment_method_id", String(100), nullable=False),
@@ -176,5 +188,6 @@ statement_charges = Table(
     Column("failure_code", String(64), nullable=True),
     Column("created_at", UTCDateTime, nullable=False),
     Column("updated_at", UTCDateTime, nullable=False),
-    PrimaryKeyConstraint("invoice_id", "ticket"),
+    PrimaryKeyConstraint("invoice_id", "ticket", "account_id"),
+    ForeignKeyConstraint(["invoice_id", "account_id"], ["invoices.id", "invoices.account_id"]),
 )

@@ -19,11 +19,15 @@ class InconsistentTopup:
     invoice_status: str
 
 
+# a top-up's invoice: the same account's (rows that refer to each other share the account)
+_topup_invoice = and_(topups.c.invoice_id == invoices.c.id, topups.c.account_id == invoices.c.account_id)
+
+
 async def paid_topup_totals(conn: AsyncConnection) -> dict[str, int]:
     """Cents paid per account on invoices that belong to a completed top-up."""
     stmt = (
         select(invoices.c.account_id, func.sum(invoices.c.amount_paid))
-        .select_from(invoices.join(topups, topups.c.invoice_id == invoices.c.id))
+        .select_from(invoices.join(topups, _topup_invoice))
         .where(invoices.c.status == "paid", topups.c.status == "completed")
         .group_by(invoices.c.account_id)
     )
@@ -34,7 +38,7 @@ async def inconsistent_topups(conn: AsyncConnection) -> list[InconsistentTopup]:
     """Top-ups whose status disagrees with their invoice's (completed <-> paid)."""
     stmt = (
         select(topups.c.id, topups.c.account_id, topups.c.status, invoices.c.status.label("invoice_status"))
-        .select_from(topups.join(invoices, topups.c.invoice_id == invoices.c.id))
+        .select_from(topups.join(invoices, _topup_invoice))
         .where(
             or_(
                 and_(topups.c.status == "completed", invoices.c.status != "paid"),

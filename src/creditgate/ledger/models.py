@@ -5,6 +5,7 @@ from sqlalchemy import (
     Column,
     ForeignKey,
     Index,
+    PrimaryKeyConstraint,
     String,
     Table,
     Text,
@@ -12,7 +13,8 @@ from sqlalchemy import (
 )
 
 from creditgate.db.metadata import metadata
-from creditgate.db.types import BigIntPK, UTCDateTime
+from creditgate.db.serial import serial
+from creditgate.db.types import UTCDateTime
 
 accounts = Table(
     "accounts",
@@ -30,10 +32,12 @@ accounts = Table(
     Column("created_at", UTCDateTime, nullable=False),
 )
 
+# Keyed (id, account_id) (the account in every key, for sharding by account; ids from
+# db.serial, in insert order); (account_id, id) pages an account's entries.
 ledger_entries = Table(
     "ledger_entries",
     metadata,
-    Column("id", BigIntPK, primary_key=True, autoincrement=True),
+    Column("id", BigInteger, nullable=False, default=serial("ledger_entries")),
     Column("account_id", String(64), ForeignKey("accounts.id"), nullable=False),
     Column("kind", String(24), nullable=False),
     Column("amount", BigInteger, nullable=False),
@@ -42,6 +46,7 @@ ledger_entries = Table(
     Column("reason", Text, nullable=True),
     Column("expires_at", UTCDateTime, nullable=True),
     Column("created_at", UTCDateTime, nullable=False),
+    PrimaryKeyConstraint("id", "account_id"),
     UniqueConstraint("account_id", "ref"),
     Index("ix_ledger_entries_account_id_id", "account_id", "id"),
 )
@@ -58,11 +63,12 @@ Index(
 # hour, provider, model, api key), summed. The usage applier (metering/applier.py) deletes rows and
 # posts their debit, rollups and spend in one transaction, so an account's balance is always
 # its cached balance minus its pending cost (ledger.repository reads it so; authorize counts it
-# too). Rows live for about the applier's lag, so the account index stays small.
+# too). Rows live for about the applier's lag, so the account index stays small. Keyed
+# (id, account_id): the applier takes the oldest ids first.
 usage_pending = Table(
     "usage_pending",
     metadata,
-    Column("id", BigIntPK, primary_key=True, autoincrement=True),
+    Column("id", BigInteger, nullable=False, default=serial("usage_pending")),
     Column("account_id", String(64), ForeignKey("accounts.id"), nullable=False),
     Column("received_at", UTCDateTime, nullable=False),  # the store transaction's clock
     Column("bucket_start", UTCDateTime, nullable=False),  # the events' UTC hour
@@ -74,5 +80,6 @@ usage_pending = Table(
     Column("output_tokens", BigInteger, nullable=False),
     Column("cached_tokens", BigInteger, nullable=False),
     Column("cost", BigInteger, nullable=False),
+    PrimaryKeyConstraint("id", "account_id"),
     Index("ix_usage_pending_account_id", "account_id"),
 )

@@ -190,7 +190,7 @@ async def balance_mismatches(conn: AsyncConnection) -> list[tuple[str, int, int,
         )
         .select_from(accounts)
         .outerjoin(sums, sums.c.account_id == accounts.c.id)
-        .outerjoin(last, last.c.id == sums.c.last_id)
+        .outerjoin(last, (last.c.id == sums.c.last_id) & (last.c.account_id == sums.c.account_id))
         .where(
             (accounts.c.balance != func.coalesce(sums.c.total, 0))
             | (accounts.c.balance != func.coalesce(last.c.balance_after, 0))

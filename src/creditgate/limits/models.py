@@ -1,7 +1,18 @@
 """Spending-limit configuration (one limit per account, as the Cloudflare API exposes), holds,
 and the window-spend state that enforcement reads."""
 
-from sqlalchemy import BigInteger, Boolean, Column, ForeignKey, Index, String, Table, UniqueConstraint, text
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    ForeignKey,
+    Index,
+    PrimaryKeyConstraint,
+    String,
+    Table,
+    UniqueConstraint,
+    text,
+)
 
 from creditgate.db.metadata import metadata
 from creditgate.db.types import Json, UTCDateTime
@@ -17,10 +28,12 @@ spending_limits = Table(
 )
 
 # One row per authorize that was granted. `amount` stays in accounts.held while status is open.
+# Keyed (id, account_id): the account is in the key (sharding by account), and a settle that
+# knows only the hold id still finds it by the key's first column.
 holds = Table(
     "holds",
     metadata,
-    Column("id", String(40), primary_key=True),
+    Column("id", String(40), nullable=False),
     Column("account_id", String(64), ForeignKey("accounts.id"), nullable=False),
     Column("request_id", String(200), nullable=False),
     Column("amount", BigInteger, nullable=False),
@@ -37,6 +50,7 @@ holds = Table(
     Column("overrun", BigInteger, nullable=False),
     Column("late", Boolean, nullable=False),
     Column("event_id", String(200), nullable=True),
+    PrimaryKeyConstraint("id", "account_id"),
     UniqueConstraint("account_id", "request_id"),
     Index(
         "ix_holds_open_expires_at",

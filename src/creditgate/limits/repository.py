@@ -159,7 +159,7 @@ async def lock_holds(conn: AsyncConnection, hold_ids: list[str]) -> list[AnyRow]
 
 _CLOSE = (
     holds.update()
-    .where(holds.c.id == bindparam("hid"))
+    .where(holds.c.id == bindparam("hid"), holds.c.account_id == bindparam("aid"))
     .values(
         status=bindparam("status"),
         captured=bindparam("captured"),
@@ -172,13 +172,15 @@ _CLOSE = (
 
 
 async def close_holds(conn: AsyncConnection, rows: list[dict[str, Any]]) -> None:
-    """Mark holds settled (rows: hid, status, captured, overrun, late, event_id, closed_at)."""
+    """Mark holds settled (rows: hid, aid (its account), status, captured, overrun, late,
+    event_id, closed_at)."""
     if rows:
         await conn.execute(_CLOSE, rows)
 
 
-async def update_hold(conn: AsyncConnection, hold_id: str, values: dict[str, Any]) -> None:
-    await conn.execute(holds.update().where(holds.c.id == hold_id).values(**values))
+async def update_hold(conn: AsyncConnection, hold_id: str, account_id: str, values: dict[str, Any]) -> None:
+    stmt = holds.update().where(holds.c.id == hold_id, holds.c.account_id == account_id)
+    await conn.execute(stmt.values(**values))
 
 
 async def lock_expired(conn: AsyncConnection, now: datetime, limit: int) -> list[AnyRow]:

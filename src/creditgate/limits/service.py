@@ -133,6 +133,7 @@ async def finish_settle_many(
         rows.append(
             {
                 "hid": settled.id,
+                "aid": settled.account_id,
                 "status": settled.status,
                 "captured": settled.captured,
                 "overrun": settled.overrun,
@@ -160,7 +161,7 @@ async def void(conn: AsyncConnection, hold_id: str, principal: Principal, now: d
         return hold
     if hold.amount:
         await repo.add_held(conn, hold.account_id, -hold.amount)
-    await repo.update_hold(conn, hold.id, {"status": "voided", "closed_at": now})
+    await repo.update_hold(conn, hold.id, hold.account_id, {"status": "voided", "closed_at": now})
     return replace(hold, status="voided", closed_at=now)
 
 

@@ -56,6 +56,7 @@ class Claimed:
     secret: str
     body: str
     token: str
+    account_id: str
 
 
 @dataclass(frozen=True)
@@ -86,7 +87,7 @@ async def claim(conn: AsyncConnection, now: datetime, *, limit: int = 32) -> lis
     token = new_id("lease")
     await repo.lease(conn, ids, token, now + lease_for(len(ids)), now)
     return [
-        Claimed(r.id, r.event_id, r.endpoint_id, r.attempts, r.url, r.secret, r.body, token)
+        Claimed(r.id, r.event_id, r.endpoint_id, r.attempts, r.url, r.secret, r.body, token, r.account_id)
         for r in await repo.leased(conn, token)
     ]
 
@@ -153,6 +154,7 @@ async def record(conn: AsyncConnection, item: Claimed, result: AttemptResult, no
         conn,
         {
             "delivery_id": item.delivery_id,
+            "account_id": item.account_id,
             "event_id": item.event_id,
             "endpoint_id": item.endpoint_id,
             "attempt": item.attempt,
@@ -171,6 +173,7 @@ async def record(conn: AsyncConnection, item: Claimed, result: AttemptResult, no
     settled = await repo.finish(
         conn,
         item.delivery_id,
+        item.account_id,
         item.token,
         {
             "status": status,

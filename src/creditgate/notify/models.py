@@ -6,8 +6,10 @@ from sqlalchemy import (
     Boolean,
     Column,
     ForeignKey,
+    ForeignKeyConstraint,
     Index,
     Integer,
+    PrimaryKeyConstraint,
     String,
     Table,
     Text,
@@ -15,7 +17,8 @@ from sqlalchemy import (
 )
 
 from creditgate.db.metadata import metadata
-from creditgate.db.types import BigIntPK, Json, UTCDateTime
+from creditgate.db.serial import serial
+from creditgate.db.types import Json, UTCDateTime
 
 webhook_endpoints = Table(
     "webhook_endpoints",
@@ -30,22 +33,26 @@ webhook_endpoints = Table(
     Column("deleted_at", UTCDateTime, nullable=True),
 )
 
+# Events, deliveries and attempts belong to the event's account: keyed (id, account_id) (the
+# account in every key, for sharding by account; a lookup by id alone still uses the key), and
+# each references its parent with the account.
 webhook_events = Table(
     "webhook_events",
     metadata,
-    Column("id", String(40), primary_key=True),  # the webhook-id header, same on every retry
+    Column("id", String(40), nullable=False),  # the webhook-id header, same on every retry
     Column("account_id", String(64), ForeignKey("accounts.id"), nullable=False),
     Column("type", String(64), nullable=False),
     Column("body", Text, nullable=False),  # the exact bytes signed and sent, fixed at emit time
     Column("created_at", UTCDateTime, nullable=False),
+    PrimaryKeyConstraint("id", "account_id"),
     Index("ix_webhook_events_account_id_created_at", "account_id", "created_at"),
 )
 
 webhook_deliveries = Table(
     "webhook_deliveries",
     metadata,
-    Column("id", BigIntPK, primary_key=True, autoincrement=True),
-    Column("event_id", String(40), ForeignKey("webhook_events.id"), nullable=False),
+    Column("id", BigInteger, nullable=False, default=serial("webhook_deliveries")),
+    Column("event_id", String(40), nullable=False),
     Column("endpoint_id", String(40), ForeignKey("webhook_endpoints.id"), nullable=False),
     Column("account_id", String(64), nullable=False),
     # pending -> delivering (leased) -> succeeded | pending (retry) | failed; canceled
@@ -58,15 +65,18 @@ webhook_deliveries = Table(
     Column("last_error", Text, nullable=True),
     Column("created_at", UTCDateTime, nullable=False),
     Column("finished_at", UTCDateTime, nullable=True),
-    UniqueConstraint("event_id", "endpoint_id"),
+    PrimaryKeyConstraint("id", "account_id"),
+    ForeignKeyConstraint(["event_id", "account_id"], ["webhook_events.id", "webhook_events.account_id"]),
+    UniqueConstraint("event_id", "endpoint_id", "account_id"),
     Index("ix_webhook_deliveries_status_next_attempt_at", "status", "next_attempt_at"),
 )
 
 webhook_attempts = Table(
     "webhook_attempts",
     metadata,
-    Column("id", BigIntPK, primary_key=True, autoincrement=True),
-    Column("delivery_id", BigInteger, ForeignKey("webhook_deliveries.id"), nullable=False),
+    Column("id", BigInteger, nullable=False, default=serial("webhook_attempts")),
+    Column("account_id", String(64), nullable=False),  # the delivery's
+    Column("delivery_id", BigInteger, nullable=False),
     Column("event_id", String(40), nullable=False),
     Column("endpoint_id", String(40), nullable=False),
     Column("attempt", Integer, nullable=False),
@@ -75,5 +85,9 @@ webhook_attempts = Table(
     Column("status_code", Integer, nullable=True),
     Column("succeeded", Boolean, nullable=False),
     Column("error", Text, nullable=True),
+    PrimaryKeyConstraint("id", "account_id"),
+    ForeignKeyConstraint(
+        ["delivery_id", "account_id"], ["webhook_deliveries.id", "webhook_deliveries.account_id"]
+    ),
     Index("ix_webhook_attempts_event_id", "event_id"),
 )

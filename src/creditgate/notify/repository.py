@@ -178,6 +178,7 @@ async def leased(conn: AsyncConnection, token: str) -> list[Any]:
     stmt = (
         select(
             webhook_deliveries.c.id,
+            webhook_deliveries.c.account_id,
             webhook_deliveries.c.event_id,
             webhook_deliveries.c.endpoint_id,
             webhook_deliveries.c.attempts,
@@ -186,7 +187,13 @@ async def leased(conn: AsyncConnection, token: str) -> list[Any]:
             webhook_events.c.body,
         )
         .join(webhook_endpoints, webhook_endpoints.c.id == webhook_deliveries.c.endpoint_id)
-        .join(webhook_events, webhook_events.c.id == webhook_deliveries.c.event_id)
+        .join(
+            webhook_events,
+            and_(
+                webhook_events.c.id == webhook_deliveries.c.event_id,
+                webhook_events.c.account_id == webhook_deliveries.c.account_id,
+            ),
+        )
         .where(webhook_deliveries.c.lease_token == token)
         .order_by(webhook_deliveries.c.id)
     )
@@ -197,12 +204,15 @@ async def insert_attempt(conn: AsyncConnection, row: dict[str, Any]) -> None:
     await conn.execute(webhook_attempts.insert().values(**row))
 
 
-async def finish(conn: AsyncConnection, delivery_id: int, token: str, values: dict[str, Any]) -> bool:
+async def finish(
+    conn: AsyncConnection, delivery_id: int, account_id: str, token: str, values: dict[str, Any]
+) -> bool:
     """Settle a leased delivery, only if this worker still holds the lease."""
     result = await conn.execute(
         update(webhook_deliveries)
         .where(
             webhook_deliveries.c.id == delivery_id,
+            webhook_deliveries.c.account_id == account_id,
             webhook_deliveries.c.lease_token == token,
             webhook_deliveries.c.status == "delivering",
         )
