@@ -2,7 +2,7 @@
 account), with no exceptions left.
 
 Revision ID: 0020_account_keys
-Revises: 0015_portal_sessions
+Revises: 0019_usage_partitions
 
 Primary keys become (id, account_id) (statement_charges: (invoice_id, ticket, account_id)):
 the account is in the key, and a lookup by id alone still uses the key's first column, so no
@@ -26,7 +26,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0020_account_keys"
-down_revision = "0015_portal_sessions"
+down_revision = "0019_usage_partitions"
 branch_labels = None
 depends_on = None
 
