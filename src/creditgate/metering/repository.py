@@ -267,7 +267,8 @@ async def add_to_hourly_rollups(conn: AsyncConnection, claimed: Claimed) -> None
     if conn.dialect.name == "postgresql":
         await (await pg_driver(conn)).execute(_PG_ROLL_UP, claimed.ids, accounts)
         return
-    await conn.execute(delete(usage_pending).where(usage_pending.c.id.in_(claimed.ids)))
+    rows = usage_pending.c.id.in_(claimed.ids), usage_pending.c.account_id.in_(accounts)
+    await conn.execute(delete(usage_pending).where(*rows))
     await _sqlite_upsert(conn, _summed(claimed.rows, hour=True) + _summed(claimed.rows, hour=False))
 
 
