@@ -6,6 +6,7 @@ reachable PostgreSQL they are skipped loudly, and under CI=true they fail instea
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -45,18 +46,37 @@ def database_url(backend: str, tmp_path_factory: pytest.TempPathFactory) -> Iter
         support.drop_pg_database(url)
 
 
-@pytest.fixture
-def fresh_database_url(backend: str, tmp_path: Path) -> Iterator[str]:
-    """A brand-new, migrated database for tests that need an isolated world."""
+@pytest.fixture(scope="session")
+def fresh_template(backend: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A migrated, seeded database per backend that every fresh database is a copy of:
+    migrating each one from scratch cost ~2 s apiece on PostgreSQL."""
     if backend == "sqlite":
-        url = f"sqlite:///{tmp_path / 'fresh.db'}"
-        support.prepare(support.make_settings(url, tmp_path))
-        yield url
+        path = tmp_path_factory.mktemp("template") / "template.db"
+        support.prepare(support.make_settings(f"sqlite:///{path}", path.parent))
+        yield str(path)
         return
     _pg_or_skip()
     url = support.create_pg_database()
     try:
-        support.prepare(support.make_settings(url, tmp_path))
+        support.prepare(support.make_settings(url, tmp_path_factory.mktemp("template")))
+        yield url
+    finally:
+        support.drop_pg_database(url)
+
+
+@pytest.fixture
+def fresh_database_url(backend: str, tmp_path: Path, fresh_template: str) -> Iterator[str]:
+    """A brand-new, migrated database for tests that need an isolated world (a copy of the
+    session's template: the same schema and seed as migrating it anew)."""
+    if backend == "sqlite":
+        target = tmp_path / "fresh.db"
+        for suffix in ("", "-wal", "-shm"):
+            if Path(fresh_template + suffix).exists():
+                shutil.copyfile(fresh_template + suffix, str(target) + suffix)
+        yield f"sqlite:///{target}"
+        return
+    url = support.create_pg_database(template=fresh_template)
+    try:
         yield url
     finally:
         support.drop_pg_database(url)

@@ -72,10 +72,12 @@ def pg_or_skip() -> None:
     pytest.skip(message)
 
 
-def create_pg_database() -> str:
-    """Create a fresh test database; returns its plain URL. Drop it with drop_pg_database."""
+def create_pg_database(template: str | None = None) -> str:
+    """Create a fresh test database (a copy of the test database at the URL `template`, which
+    nothing may be connected to); returns its plain URL. Drop it with drop_pg_database."""
     name = f"creditgate_test_{os.getpid()}_{uuid.uuid4().hex[:8]}"
-    asyncio.run(_pg_exec(f'CREATE DATABASE "{name}"'))
+    copy = "" if template is None else f' TEMPLATE "{template.rsplit("/", 1)[1]}"'
+    asyncio.run(_pg_exec(f'CREATE DATABASE "{name}"{copy}'))
     return PG_ADMIN_URL.rsplit("/", 1)[0] + "/" + name
 
 
