@@ -1,6 +1,6 @@
 """Per-process batching of concurrent writes into shared units of work, with one failure policy.
 
-Requests of one kind (usage batches, authorizes, settles) that arrive while a unit of work of
+Requests of one kind (usage batches, authorizes, settles) that arrive while units of work of
 that kind are running wait for the next one; everything waiting (up to `max_weight`) then runs
 as one unit of work (a transaction, or one autocommit statement), so a group pays one round
 trip, one commit and one WAL flush instead of one per request. With a single request waiting
