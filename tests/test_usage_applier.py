@@ -6,6 +6,7 @@ authorize never overspends."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import subprocess
@@ -19,7 +20,7 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 
 from creditgate.accounts.principal import OPERATOR
 from creditgate.billing.reconcile import reconcile_report
@@ -33,7 +34,7 @@ from creditgate.metering import repository as metering_repo
 from creditgate.metering import service as metering
 from creditgate.metering.models import usage_events, usage_rollups
 from creditgate.money import cents
-from creditgate.workflows import Context
+from creditgate.workflows import Context, apply_usage
 from creditgate.workflows import authorize as authorizing
 from creditgate.workflows.apply_usage import apply_all, apply_once
 from creditgate.workflows.usage import report_usage
@@ -215,6 +216,52 @@ def test_concurrent_ingests_and_appliers_post_each_event_once(
             )
         async with ctx.db.read() as conn:
             assert (await reconcile_report(conn))["ok"]
+
+    _run(ctx, body)
+
+
+def test_the_running_applier_posts_everything_and_vacuums_its_queue(
+    fresh_database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The loop of `serve` and `worker`, with ingest going on: every event posted once, and on
+    PostgreSQL the queue vacuumed by the applier (autovacuum comes too rarely for it)."""
+    monkeypatch.setattr(apply_usage, "VACUUM_AFTER_ROWS", 1)
+    monkeypatch.setattr(apply_usage, "VACUUM_EVERY_SECONDS", 0.0)
+    ctx = _context(fresh_database_url, tmp_path)
+    accounts = [support.new_account_id() for _ in range(3)]
+
+    async def vacuums() -> int:
+        async with ctx.db.read() as conn:
+            if ctx.db.is_sqlite:
+                return 0
+            found = await conn.scalar(
+                text("SELECT vacuum_count FROM pg_stat_user_tables WHERE relname = 'usage_pending'")
+            )
+            return int(found or 0)
+
+    async def body() -> None:
+        await _open(ctx, accounts, 100_000)
+        before = await vacuums()
+        loop = asyncio.create_task(apply_usage.run_applier(ctx))
+        try:
+            for n in range(5):
+                await report_usage(ctx, [_event(a, f"e{n}", 1 + i) for i, a in enumerate(accounts)], OPERATOR)
+                await asyncio.sleep(0.3)
+            for _ in range(100):
+                async with ctx.db.read() as conn:
+                    if not await ledger.pending_costs(conn):
+                        break
+                await asyncio.sleep(0.1)
+        finally:
+            loop.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await loop
+        for i, account in enumerate(accounts):
+            books = await _books(ctx, account)
+            assert (books.events, books.pending, books.rollups) == (cents(5 * (1 + i)), 0, books.events)
+            assert books.entries == cents(100_000) - books.events
+        if not ctx.db.is_sqlite:
+            assert await vacuums() > before
 
     _run(ctx, body)
 

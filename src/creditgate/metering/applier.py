@@ -61,3 +61,8 @@ async def apply_pending(
 async def pending_since(conn: AsyncConnection) -> datetime | None:
     """When the oldest usage still waiting was stored (None: the applier is caught up)."""
     return await repo.oldest_pending(conn)
+
+
+async def reclaim_queue(conn: AsyncConnection) -> None:
+    """Give the space of applied rows back to the queue (`conn` in autocommit)."""
+    await repo.vacuum_queue(conn)

@@ -298,6 +298,19 @@ async def _sqlite_upsert(conn: AsyncConnection, rows: list[dict[str, Any]]) -> N
     await conn.execute(stmt, rows)
 
 
+async def vacuum_queue(conn: AsyncConnection) -> None:
+    """Reclaim the rows the applier deleted from usage_pending (PostgreSQL; `conn` in
+    autocommit). The queue takes a row per account and hour at every group commit and loses
+    it within a second, faster than autovacuum visits (once per `autovacuum_naptime`, a
+    minute by default): left alone, its dead rows make every claim, delete and pending-balance
+    read slower, and the applier falls behind. SKIP_LOCKED: a vacuum already running (another
+    applier's) is enough. TRUNCATE false: giving the empty tail back to the file system needs
+    an exclusive lock, which ingest never leaves free, and vacuum tries for it for 5 seconds,
+    with the applier waiting. SQLite reuses freed pages by itself."""
+    if conn.dialect.name == "postgresql":
+        await conn.exec_driver_sql("VACUUM (SKIP_LOCKED, TRUNCATE false) usage_pending")
+
+
 async def oldest_pending(conn: AsyncConnection) -> datetime | None:
     """When the oldest usage still waiting for the applier was stored (None: nothing waits)."""
     found: datetime | None = (await conn.execute(select(func.min(usage_pending.c.received_at)))).scalar_one()

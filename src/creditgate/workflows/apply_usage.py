@@ -5,7 +5,8 @@ the spend and queue the auto top-ups of the accounts it took under their thresho
 (workflows/debits.py). `run_applier` loops: it drains the queue, then sleeps until an ingest in
 this process signals (`Context.usage_stored`) or the poll interval passes (usage stored by
 other processes). It runs in `creditgate serve` and in `creditgate worker`; several at once
-share the queue (SKIP LOCKED on PostgreSQL; SQLite has one writer).
+share the queue (SKIP LOCKED on PostgreSQL; SQLite has one writer). Every VACUUM_AFTER_ROWS
+rows taken (at most every VACUUM_EVERY_SECONDS) it vacuums the queue (metering/applier.py).
 """
 
 from __future__ import annotations
@@ -24,6 +25,11 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("creditgate.usage_applier")
 
+# Dead queue rows allowed to pile up before the applier reclaims them, and the least time
+# between two of its vacuums (a few ms each while the queue holds a few thousand rows).
+VACUUM_AFTER_ROWS = 10_000
+VACUUM_EVERY_SECONDS = 2.0
+
 
 async def apply_once(ctx: Context, *, limit: int | None = None) -> int:
     """One apply transaction; returns how many accounts it debited (0: nothing was waiting)."""
@@ -38,11 +44,22 @@ async def _apply(ctx: Context, limit: int) -> applier.Applied:
     return applied
 
 
-async def _apply_backlog(ctx: Context) -> None:
-    """One pass, and more at once while each takes a full batch (a backlog larger than one)."""
+async def _apply_backlog(ctx: Context) -> int:
+    """One pass, and more at once while each takes a full batch (a backlog larger than one).
+    Returns the queued rows taken."""
     limit = ctx.settings.usage_apply_batch
-    while (await _apply(ctx, limit)).rows >= limit:
-        pass
+    taken = 0
+    while True:
+        rows = (await _apply(ctx, limit)).rows
+        taken += rows
+        if rows < limit:
+            return taken
+
+
+async def reclaim_queue(ctx: Context) -> None:
+    """Vacuum the queue now (see metering/applier.py)."""
+    async with ctx.db.single() as conn:
+        await applier.reclaim_queue(conn)
 
 
 async def apply_all(ctx: Context) -> int:
@@ -62,12 +79,16 @@ async def run_applier(ctx: Context) -> None:
     poll = ctx.settings.usage_apply_poll_seconds
     interval = ctx.settings.usage_apply_interval_seconds
     loop = asyncio.get_running_loop()
+    since_vacuum, vacuumed_at = 0, loop.time()
     while True:
         ctx.usage_stored.clear()
         started = loop.time()
         try:
             with metrics.job_run("apply_usage"):
-                await _apply_backlog(ctx)
+                since_vacuum += await _apply_backlog(ctx)
+            if since_vacuum >= VACUUM_AFTER_ROWS and started - vacuumed_at >= VACUUM_EVERY_SECONDS:
+                await reclaim_queue(ctx)
+                since_vacuum, vacuumed_at = 0, loop.time()
         except asyncio.CancelledError:
             raise
         except Exception:
