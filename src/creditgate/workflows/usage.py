@@ -29,6 +29,10 @@ if TYPE_CHECKING:
     from creditgate.workflows.context import Context
 
 MAX_GROUP_EVENTS = 2000
+# Groups stored at once on PostgreSQL: while one waits on the database (its statement, its
+# commit's WAL flush) the next is built and sent. Each inserts its ids in key order, so two
+# groups with an id in common wait for each other instead of deadlocking.
+IN_FLIGHT = 2
 
 UsageQueue = Batcher[ParsedBatch, IngestResult]
 
@@ -46,7 +50,12 @@ def usage_queue(ctx: Context) -> UsageQueue:
         return results
 
     return Batcher(
-        ctx.db.write, store, max_weight=MAX_GROUP_EVENTS, weight=lambda batch: len(batch.events), name="usage"
+        ctx.db.write,
+        store,
+        max_weight=MAX_GROUP_EVENTS,
+        weight=lambda batch: len(batch.events),
+        name="usage",
+        in_flight=1 if ctx.db.is_sqlite else IN_FLIGHT,  # one writer on SQLite
     )
 
 
