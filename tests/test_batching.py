@@ -109,9 +109,11 @@ def test_settle_batch_isolates_a_member_that_fails_the_unit_of_work(
         groups: list[int] = []
         original = settling.settle_many
 
-        async def counting(conn: Any, requests: list[settling.SettleRequest], *args: Any) -> Any:
+        async def counting(
+            conn: Any, requests: list[settling.SettleRequest], *args: Any, **kwargs: Any
+        ) -> Any:
             groups.append(len(requests))
-            return await original(conn, requests, *args)
+            return await original(conn, requests, *args, **kwargs)
 
         costs = {a: "0.40", rich: "2", b: "0.30"}
         settling.settle_many = counting  # type: ignore[assignment]

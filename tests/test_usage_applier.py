@@ -34,7 +34,7 @@ from creditgate.metering import repository as metering_repo
 from creditgate.metering import service as metering
 from creditgate.metering.models import usage_events, usage_rollups
 from creditgate.money import cents
-from creditgate.workflows import Context, apply_usage
+from creditgate.workflows import Context, apply_usage, holds
 from creditgate.workflows import authorize as authorizing
 from creditgate.workflows.apply_usage import apply_all, apply_once
 from creditgate.workflows.usage import report_usage
@@ -216,6 +216,54 @@ def test_concurrent_ingests_and_appliers_post_each_event_once(
             )
         async with ctx.db.read() as conn:
             assert (await reconcile_report(conn))["ok"]
+
+    _run(ctx, body)
+
+
+def test_a_deferred_settle_is_in_every_read_at_once_and_posted_once_by_the_applier(
+    fresh_database_url: str, tmp_path: Path
+) -> None:
+    ctx = _context(fresh_database_url, tmp_path)
+    account = support.new_account_id()
+
+    async def body() -> None:
+        await _open(ctx, [account], 1000)  # $10
+        ask = {"account_id": account, "request_id": "call", "model": "m", "estimated_cost_usd": "6.00"}
+        decision = await authorizing.authorize(ctx, ask, OPERATOR)
+        assert decision.allowed and decision.hold is not None
+        settled = await holds.settle(ctx, decision.hold.id, {"cost_usd": "2.50"}, OPERATOR)
+        assert (settled.hold.status, settled.hold.captured, settled.replayed) == (
+            "settled",
+            cents(250),
+            False,
+        )
+        replay = await holds.settle(ctx, decision.hold.id, {"cost_usd": "2.50"}, OPERATOR)
+        assert replay.replayed
+        books = await _books(ctx, account)
+        # the hold is released and its cost waits for the applier: reads and authorize see $7.50
+        assert (books.read_balance, books.entries, books.pending, books.events) == (
+            cents(750),
+            cents(1000),
+            cents(250),
+            cents(250),
+        )
+        async with ctx.db.read() as conn:
+            assert (await ledger.get_account(conn, account)).held == 0
+        over = {**ask, "request_id": "next", "estimated_cost_usd": "7.51"}
+        assert not (await authorizing.authorize(ctx, over, OPERATOR)).allowed
+        assert await apply_all(ctx) == 1
+        assert await apply_all(ctx) == 0
+        books = await _books(ctx, account)
+        assert (books.read_balance, books.entries, books.pending, books.rollups) == (
+            cents(750),
+            cents(750),
+            0,
+            cents(250),
+        )
+        async with ctx.db.read() as conn:
+            assert (await reconcile_report(conn))["ok"]
+        fits = {**ask, "request_id": "last", "estimated_cost_usd": "7.50"}
+        assert (await authorizing.authorize(ctx, fits, OPERATOR)).allowed
 
     _run(ctx, body)
 

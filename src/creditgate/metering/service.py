@@ -162,10 +162,15 @@ async def ingest(
     now: datetime,
     *,
     hold_id: str | None = None,
+    apply: bool = True,
 ) -> IngestResult:
-    """Ingest one batch inside the caller's transaction."""
+    """Ingest one batch inside the caller's transaction; `apply=False` only stores it and
+    queues its cost for the applier (as deferred ingest does)."""
     good, rejected = parse_batch(events, principal, now)
-    return (await ingest_parsed(conn, [ParsedBatch(good, rejected)], catalog, now, hold_id=hold_id))[0]
+    batches = [ParsedBatch(good, rejected)]
+    if not apply:
+        return (await store_parsed(conn, batches, catalog, now, hold_id=hold_id))[0][0]
+    return (await ingest_parsed(conn, batches, catalog, now, hold_id=hold_id))[0]
 
 
 async def ingest_parsed(

@@ -1,5 +1,8 @@
 """Settling holds: the actual usage goes through the normal ingest path (priced, stored once per
 event id, debited from the ledger exactly once) and the hold is closed with the actual cost.
+With `apply=False` the debit is left to the usage applier, as for deferred ingest: the cost
+waits in `usage_pending`, which every balance read and authorize count, so closing the hold
+and queueing its cost in one transaction leave no moment where the money is counted by neither.
 
 Several settles can run in one transaction (`settle_many`, used by the settle workflow's
 per-process batching): the holds are locked in id order, their events ingested as one batch, and each
@@ -68,17 +71,29 @@ def _event(hold: limits.Hold, raw: dict[str, Any]) -> dict[str, Any]:
 
 
 async def settle(
-    conn: AsyncConnection, hold_id: str, raw: Any, principal: Principal, catalog: PriceCatalog, now: datetime
+    conn: AsyncConnection,
+    hold_id: str,
+    raw: Any,
+    principal: Principal,
+    catalog: PriceCatalog,
+    now: datetime,
+    *,
+    apply: bool = True,
 ) -> Settlement:
     """Settle one hold. Settling again with the same event id replays; another id is a Conflict."""
-    (result,) = await settle_many(conn, [SettleRequest(hold_id, raw, principal)], catalog, now)
+    (result,) = await settle_many(conn, [SettleRequest(hold_id, raw, principal)], catalog, now, apply=apply)
     if isinstance(result, CreditgateError):
         raise result
     return result
 
 
 async def settle_many(
-    conn: AsyncConnection, requests: list[SettleRequest], catalog: PriceCatalog, now: datetime
+    conn: AsyncConnection,
+    requests: list[SettleRequest],
+    catalog: PriceCatalog,
+    now: datetime,
+    *,
+    apply: bool = True,
 ) -> list[Settlement | CreditgateError]:
     """Settle several holds in the caller's transaction; per request a Settlement or an error."""
     results: list[Settlement | CreditgateError | None] = [None] * len(requests)
@@ -111,7 +126,7 @@ async def settle_many(
             leaders[got.id] = i
             pending.append((i, got, event))
     if pending:
-        await _settle_pending(conn, pending, results, catalog, now)
+        await _settle_pending(conn, pending, results, catalog, now, apply=apply)
     for i, hold_id, event_id in followers:  # the same hold twice in one batch
         first = results[leaders[hold_id]]
         results[i] = _replay(first.hold, event_id) if isinstance(first, Settlement) else first
@@ -131,9 +146,11 @@ async def _settle_pending(
     results: list[Settlement | CreditgateError | None],
     catalog: PriceCatalog,
     now: datetime,
+    *,
+    apply: bool,
 ) -> None:
     # every caller was checked against its hold, and each event's account is the hold's
-    ingested = await ingest(conn, [event for _, _, event in pending], OPERATOR, catalog, now)
+    ingested = await ingest(conn, [event for _, _, event in pending], OPERATOR, catalog, now, apply=apply)
     rejected = {r.index: r for r in ingested.rejected}
     keys = [
         (hold.account_id, str(event["id"])) for k, (_, hold, event) in enumerate(pending) if k not in rejected

@@ -1,8 +1,10 @@
 """Settle, void and read a hold. Settles are batched per process, one transaction per group.
 
 Settling records the hold's actual usage through the normal ingest path (priced, stored once
-per event id, debited once), closes the hold and queues the auto top-ups of the accounts it
-debited, all in the settle's transaction.
+per event id, debited once) and closes the hold in one transaction. As with usage ingest
+(workflows/usage.py), CREDITGATE_USAGE_APPLY=deferred (the default) leaves the debit, rollups,
+spend and auto top-up check to the usage applier, woken by the answer; `inline` does them in
+the settle's transaction.
 """
 
 from __future__ import annotations
@@ -29,9 +31,13 @@ SettleBatcher = Batcher[SettleRequest, Settlement]
 def settle_batcher(ctx: Context) -> SettleBatcher:
     """The process's settle batcher (built once, with the Context)."""
 
+    inline = ctx.settings.usage_apply == "inline"
+
     async def run(conn: AsyncConnection, requests: list[SettleRequest]) -> list[Settlement | CreditgateError]:
         now = ctx.clock()
-        results = await settling.settle_many(conn, requests, ctx.catalog, now)
+        results = await settling.settle_many(conn, requests, ctx.catalog, now, apply=inline)
+        if not inline:
+            return results  # the applier debits and checks auto top-up
         debits = (
             (r.hold.account_id, r.hold.captured or 0)
             for r in results
@@ -47,7 +53,10 @@ def settle_batcher(ctx: Context) -> SettleBatcher:
 async def settle(ctx: Context, hold_id: str, body: Any, caller: Principal) -> Settlement:
     """Record the actual usage of a hold (usage-event shape), charge it once, release the rest.
     Settling again with the same event id replays; another id is a Conflict."""
-    return await ctx.settle_batcher.submit(SettleRequest(hold_id, body, caller))
+    settled = await ctx.settle_batcher.submit(SettleRequest(hold_id, body, caller))
+    if not settled.replayed:
+        ctx.usage_stored.set()  # committed: wake the in-process applier
+    return settled
 
 
 async def void(ctx: Context, hold_id: str, caller: Principal) -> limits.Hold:
