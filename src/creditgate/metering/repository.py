@@ -50,7 +50,8 @@ _EVENT_ARRAYS = (
     ("a", "account_id", "varchar"), ("e", "event_id", "varchar"), ("o", "occurred_at", "timestamptz"),
     ("p", "provider", "varchar"), ("m", "model", "varchar"), ("it", "input_tokens", "bigint"),
     ("ot", "output_tokens", "bigint"), ("ct", "cached_tokens", "bigint"), ("c", "cost", "bigint"),
-    ("pid", "price_id", "bigint"), ("k", "api_key_id", "varchar"), ("md", "metadata", "text"),
+    ("pid", "price_id", "bigint"), ("k", "api_key_id", "varchar"), ("h", "hold_id", "varchar"),
+    ("md", "metadata", "text"),
 )  # fmt: skip
 
 
@@ -74,7 +75,7 @@ _PG_INSERT_EVENTS = (
     "ON CONFLICT (account_id, event_id) DO NOTHING RETURNING account_id, event_id), "
     "ins AS (INSERT INTO usage_events (account_id, event_id, occurred_at, provider, model, "
     "input_tokens, output_tokens, cached_tokens, cost, price_id, api_key_id, metadata, hold_id, "
-    "received_at) SELECT a, e, o, p, m, it, ot, ct, c, pid, k, md::jsonb, $13::varchar, $14::timestamptz "
+    "received_at) SELECT a, e, o, p, m, it, ot, ct, c, pid, k, md::jsonb, h, $14::timestamptz "
     "FROM t JOIN ids ON ids.account_id = t.a AND ids.event_id = t.e ORDER BY a, e "
     "ON CONFLICT (account_id, event_id, occurred_at) DO NOTHING RETURNING account_id, event_id, "
     "occurred_at, provider, model, api_key_id, input_tokens, output_tokens, cached_tokens, cost), "
@@ -108,24 +109,24 @@ async def store_events(
     columns: Columns,
     pending_hours: Callable[[set[tuple[str, str]]], Columns],
     *,
-    hold_id: str | None,
     received_at: datetime,
 ) -> Stored:
     """Insert events given column-wise (the columns of _EVENT_ARRAYS, each (account_id,
-    event_id) once), skipping ids already seen (usage_event_ids, within the deduplication
-    horizon) and events already stored with the same timestamp, and queue their cost in
-    usage_pending (per account, hour, provider and model; `pending_hours(inserted)` builds
-    those sums where the database does not). PostgreSQL: one statement over arrays, in key
-    order (so concurrent batches never deadlock)."""
+    event_id) once; hold_id: the hold each settles, or None), skipping ids already seen
+    (usage_event_ids, within the deduplication horizon) and events already stored with the
+    same timestamp, and queue their cost in usage_pending (per account, hour, provider and
+    model; `pending_hours(inserted)` builds those sums where the database does not).
+    PostgreSQL: one statement over arrays, in key order (so concurrent batches never
+    deadlock)."""
     if not columns["event_id"]:
         return Stored(set(), [])
     if conn.dialect.name == "postgresql":
         arrays = [columns[col] for _, col, _ in _EVENT_ARRAYS[:-1]]
         arrays.append(columns["metadata_json"])  # encoded once, when validated
         driver = await pg_driver(conn)
-        rows = await driver.fetch(_PG_INSERT_EVENTS, *arrays, hold_id, received_at)
+        rows = await driver.fetch(_PG_INSERT_EVENTS, *arrays, received_at)
         return Stored({(r[0], r[1]) for r in rows if r[2] is None}, [r[2] for r in rows if r[2] is not None])
-    inserted = await _store_events_sqlite(conn, columns, hold_id=hold_id, received_at=received_at)
+    inserted = await _store_events_sqlite(conn, columns, received_at=received_at)
     hours = pending_hours(inserted)
     if not hours["account_id"]:
         return Stored(inserted, [])
@@ -136,7 +137,7 @@ async def store_events(
 
 
 async def _store_events_sqlite(
-    conn: AsyncConnection, columns: Columns, *, hold_id: str | None, received_at: datetime
+    conn: AsyncConnection, columns: Columns, *, received_at: datetime
 ) -> set[tuple[str, str]]:
     """The SQLite side of `store_events`: claim the ids, then store the events of those claimed."""
     claim = (
@@ -153,7 +154,6 @@ async def _store_events_sqlite(
         row
         for row in _rows(
             {k: v for k, v in columns.items() if k != "metadata_json"},
-            hold_id=hold_id,
             received_at=received_at,
         )
         if (row["account_id"], row["event_id"]) in claimed

@@ -10,6 +10,7 @@ the ledger stays small while every event keeps its own exact cost.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -54,6 +55,8 @@ class IngestResult:
     duplicates: int = 0
     rejected: list[Rejection] = field(default_factory=list)
     charged: dict[str, int] = field(default_factory=dict)  # account_id -> units debited
+    # (account_id, event_id) -> cost of the events stored for a hold (see `store_parsed`)
+    held_costs: dict[tuple[str, str], int] = field(default_factory=dict)
 
     def to_wire(self) -> dict[str, Any]:
         return {
@@ -161,7 +164,7 @@ async def ingest(
     catalog: PriceCatalog,
     now: datetime,
     *,
-    hold_id: str | None = None,
+    holds: Mapping[tuple[str, str], str] | None = None,
     apply: bool = True,
 ) -> IngestResult:
     """Ingest one batch inside the caller's transaction; `apply=False` only stores it and
@@ -169,8 +172,8 @@ async def ingest(
     good, rejected = parse_batch(events, principal, now)
     batches = [ParsedBatch(good, rejected)]
     if not apply:
-        return (await store_parsed(conn, batches, catalog, now, hold_id=hold_id))[0][0]
-    return (await ingest_parsed(conn, batches, catalog, now, hold_id=hold_id))[0]
+        return (await store_parsed(conn, batches, catalog, now, holds=holds))[0][0]
+    return (await ingest_parsed(conn, batches, catalog, now, holds=holds))[0]
 
 
 async def ingest_parsed(
@@ -179,11 +182,11 @@ async def ingest_parsed(
     catalog: PriceCatalog,
     now: datetime,
     *,
-    hold_id: str | None = None,
+    holds: Mapping[tuple[str, str], str] | None = None,
 ) -> list[IngestResult]:
     """`store_parsed`, then apply what it queued in the same transaction (the inline mode:
     the debit, rollups and spend are written before the answer)."""
-    results, pending_ids = await store_parsed(conn, batches, catalog, now, hold_id=hold_id)
+    results, pending_ids = await store_parsed(conn, batches, catalog, now, holds=holds)
     accounts = sorted({a for r in results for a in r.charged})
     await applier.apply_pending(conn, now, ids=pending_ids, accounts=accounts)
     return results
@@ -195,14 +198,16 @@ async def store_parsed(
     catalog: PriceCatalog,
     now: datetime,
     *,
-    hold_id: str | None = None,
+    holds: Mapping[tuple[str, str], str] | None = None,
 ) -> tuple[list[IngestResult], list[int]]:
     """Store several validated batches in the caller's transaction, exactly as if they had
     been ingested one after the other in list order (an id repeated by a later batch is that
     batch's duplicate), and queue their cost for the applier (metering/applier.py). No account
     is locked: one read of the balances (to reject unknown accounts, and a debit that would
-    take a balance past its bound), one statement for the events and the queue. Returns the
-    results and the ids of the queued rows."""
+    take a balance past its bound), one statement for the events and the queue. `holds`: the
+    hold each event settles, by (account_id, event_id), stored with the event; the cost of
+    each such event stored now is in its result's `held_costs`. Returns the results and the
+    ids of the queued rows."""
     results = [IngestResult(rejected=list(b.rejected)) for b in batches]
     accounts = {e.account_id for b in batches for _, e in b.events}
     if not accounts:
@@ -233,7 +238,7 @@ async def store_parsed(
         return hour_columns([p for _, p in priced if (p.event.account_id, p.event.id) in inserted])
 
     stored = await repo.store_events(
-        conn, _event_columns(priced), pending_hours, hold_id=hold_id, received_at=now
+        conn, _event_columns(priced, holds or {}), pending_hours, received_at=now
     )
     charged: dict[str, int] = {}
     for number, p in priced:
@@ -242,6 +247,8 @@ async def store_parsed(
             result.duplicates += 1
             continue
         result.accepted += 1
+        if holds:
+            result.held_costs[(p.event.account_id, p.event.id)] = p.cost
         result.charged[p.event.account_id] = result.charged.get(p.event.account_id, 0) + p.cost
         charged[p.event.account_id] = charged.get(p.event.account_id, 0) + p.cost
     for account_id, cost in charged.items():  # the applier's debit must not fail later
@@ -249,7 +256,9 @@ async def store_parsed(
     return results, stored.pending_ids
 
 
-def _event_columns(priced: list[tuple[int, PricedEvent]]) -> dict[str, list[Any]]:
+def _event_columns(
+    priced: list[tuple[int, PricedEvent]], holds: Mapping[tuple[str, str], str]
+) -> dict[str, list[Any]]:
     events = [p.event for _, p in priced]
     return {
         "account_id": [e.account_id for e in events],
@@ -263,6 +272,7 @@ def _event_columns(priced: list[tuple[int, PricedEvent]]) -> dict[str, list[Any]
         "cost": [p.cost for _, p in priced],
         "price_id": [p.price_id for _, p in priced],
         "api_key_id": [e.api_key_id for e in events],
+        "hold_id": [holds.get((e.account_id, e.id)) for e in events],
         "metadata": [e.metadata for e in events],
         "metadata_json": [e.metadata_json for e in events],
     }

@@ -149,16 +149,23 @@ async def _settle_pending(
     *,
     apply: bool,
 ) -> None:
-    # every caller was checked against its hold, and each event's account is the hold's
-    ingested = await ingest(conn, [event for _, _, event in pending], OPERATOR, catalog, now, apply=apply)
+    # every caller was checked against its hold, and each event's account is the hold's; an
+    # event stored now is stored with its hold, one stored before is linked to it here
+    holds: dict[tuple[str, str], str] = {}
+    for _, hold, event in pending:
+        holds.setdefault((hold.account_id, str(event["id"])), hold.id)  # the first claims it
+    events = [event for _, _, event in pending]
+    ingested = await ingest(conn, events, OPERATOR, catalog, now, holds=holds, apply=apply)
+    fresh = ingested.held_costs
     rejected = {r.index: r for r in ingested.rejected}
     keys = [
         (hold.account_id, str(event["id"])) for k, (_, hold, event) in enumerate(pending) if k not in rejected
     ]
-    stored = await _stored_events(conn, keys)
-    claimed: dict[tuple[str, str], str] = {}
+    stored = await _stored_events(conn, [key for key in keys if key not in fresh])
+    claimed: dict[tuple[str, str], str] = {key: holds[key] for key in fresh}
     closes: list[tuple[limits.Hold, int, str]] = []
     owners: list[int] = []
+    links: list[dict[str, str]] = []
     for k, (i, hold, event) in enumerate(pending):
         if k in rejected:
             results[i] = ValidationError(rejected[k].error, field=rejected[k].field)
@@ -166,27 +173,36 @@ async def _settle_pending(
         key = (hold.account_id, str(event["id"]))
         row = stored.get(key)
         owner = claimed.get(key) or (row.hold_id if row is not None else None)
-        if row is None or owner not in (None, hold.id):
+        if (key not in fresh and row is None) or owner not in (None, hold.id):
             results[i] = Conflict(f"event {key[1]!r} already settled another hold", field="id")
             continue
+        if key in fresh:
+            cost = fresh[key]
+        else:
+            assert row is not None
+            cost = row.cost
+            if owner is None:
+                links.append({"a": hold.account_id, "e": key[1], "h": hold.id})
         claimed[key] = hold.id
-        closes.append((hold, row.cost, key[1]))
+        closes.append((hold, cost, key[1]))
         owners.append(i)
     if not closes:
         return
-    await conn.execute(
-        usage_events.update()
-        .where(
-            usage_events.c.account_id == bindparam("a"),
-            usage_events.c.event_id == bindparam("e"),
-            usage_events.c.hold_id.is_(None),
-        )
-        .values(hold_id=bindparam("h")),
-        [{"a": hold.account_id, "e": event_id, "h": hold.id} for hold, _, event_id in closes],
-    )
+    if links:
+        await conn.execute(_LINK_TO_HOLD, links)
     for i, hold in zip(owners, await limits.finish_settle_many(conn, closes, now), strict=True):
         results[i] = Settlement(hold, replayed=False)
 
+
+_LINK_TO_HOLD = (
+    usage_events.update()
+    .where(
+        usage_events.c.account_id == bindparam("a"),
+        usage_events.c.event_id == bindparam("e"),
+        usage_events.c.hold_id.is_(None),
+    )
+    .values(hold_id=bindparam("h"))
+)
 
 # One cached statement for any number of keys (an expanding row-value IN): built per call as
 # an OR of per-account clauses it was a third of a settle group's CPU (py-spy), none of it cached.
