@@ -56,9 +56,12 @@ async def pending_costs(conn: AsyncConnection, account_ids: Iterable[str] | None
     return {row[0]: int(row[1]) for row in await conn.execute(stmt)}
 
 
+# The queue summed once for all the accounts (one scan, hashed), not a sub-plan per account:
+# for a group of ~700 accounts the per-account form took 10 ms a call (pg_stat_statements).
 _PG_BALANCES = (
-    "SELECT a.id, a.balance - coalesce((SELECT sum(p.cost) FROM usage_pending p "
-    "WHERE p.account_id = a.id), 0) FROM accounts a WHERE a.id = ANY($1::varchar[])"
+    "SELECT a.id, a.balance - coalesce(p.cost, 0) FROM accounts a LEFT JOIN (SELECT account_id, "
+    "sum(cost) AS cost FROM usage_pending WHERE account_id = ANY($1::varchar[]) GROUP BY 1) p "
+    "ON p.account_id = a.id WHERE a.id = ANY($1::varchar[])"
 )
 
 
