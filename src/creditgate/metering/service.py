@@ -247,7 +247,7 @@ async def store_parsed(
             result.duplicates += 1
             continue
         result.accepted += 1
-        if holds:
+        if holds and (p.event.account_id, p.event.id) in holds:
             result.held_costs[(p.event.account_id, p.event.id)] = p.cost
         result.charged[p.event.account_id] = result.charged.get(p.event.account_id, 0) + p.cost
         charged[p.event.account_id] = charged.get(p.event.account_id, 0) + p.cost

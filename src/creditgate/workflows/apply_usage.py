@@ -57,7 +57,9 @@ async def _apply_backlog(ctx: Context) -> int:
 
 
 async def reclaim_queue(ctx: Context) -> None:
-    """Vacuum the queue now (see metering/applier.py)."""
+    """Vacuum the queue now (see metering/applier.py; PostgreSQL only)."""
+    if ctx.db.is_sqlite:
+        return
     async with ctx.db.single() as conn:
         await applier.reclaim_queue(conn)
 
