@@ -129,11 +129,25 @@ _ADD_HELD = (
 )
 
 
+# PostgreSQL: one statement for any number of accounts; the rows are locked in id order first
+# (the LockRows over the sort), as every writer of accounts locks them, so no deadlock.
+_PG_ADD_HELD = (
+    "WITH d AS (SELECT * FROM unnest($1::varchar[], $2::bigint[]) AS d(id, delta)), "
+    "l AS (SELECT a.id FROM accounts a WHERE a.id = ANY($1::varchar[]) ORDER BY a.id FOR NO KEY UPDATE) "
+    "UPDATE accounts SET held = accounts.held + d.delta FROM d JOIN l ON l.id = d.id "
+    "WHERE accounts.id = d.id"
+)
+
+
 async def add_held_many(conn: AsyncConnection, deltas: dict[str, int]) -> None:
-    """Move several accounts' held in one batched statement, in id order (callers hold the locks)."""
-    rows = [{"aid": a, "delta": deltas[a]} for a in sorted(deltas) if deltas[a]]
-    if rows:
-        await conn.execute(_ADD_HELD, rows)
+    """Move several accounts' held in one statement, in id order (callers hold the locks)."""
+    ids = [a for a in sorted(deltas) if deltas[a]]
+    if not ids:
+        return
+    if _pg(conn):
+        await (await pg_driver(conn)).execute(_PG_ADD_HELD, ids, [deltas[a] for a in ids])
+        return
+    await conn.execute(_ADD_HELD, [{"aid": a, "delta": deltas[a]} for a in ids])
 
 
 async def add_held(conn: AsyncConnection, account_id: str, delta: int) -> None:
@@ -171,11 +185,26 @@ _CLOSE = (
 )
 
 
+_PG_CLOSE = (
+    "UPDATE holds SET status = d.status, captured = d.captured, overrun = d.overrun, late = d.late, "
+    "event_id = d.event_id, closed_at = d.closed_at FROM unnest($1::varchar[], $2::varchar[], "
+    "$3::varchar[], $4::bigint[], $5::bigint[], $6::boolean[], $7::varchar[], $8::timestamptz[]) "
+    "AS d(hid, aid, status, captured, overrun, late, event_id, closed_at) "
+    "WHERE holds.id = d.hid AND holds.account_id = d.aid"
+)
+_CLOSE_COLUMNS = ("hid", "aid", "status", "captured", "overrun", "late", "event_id", "closed_at")
+
+
 async def close_holds(conn: AsyncConnection, rows: list[dict[str, Any]]) -> None:
     """Mark holds settled (rows: hid, aid (its account), status, captured, overrun, late,
-    event_id, closed_at)."""
-    if rows:
-        await conn.execute(_CLOSE, rows)
+    event_id, closed_at); the holds are locked already (lock_holds). PostgreSQL: one statement."""
+    if not rows:
+        return
+    if _pg(conn):
+        columns = [[row[name] for row in rows] for name in _CLOSE_COLUMNS]
+        await (await pg_driver(conn)).execute(_PG_CLOSE, *columns)
+        return
+    await conn.execute(_CLOSE, rows)
 
 
 async def update_hold(conn: AsyncConnection, hold_id: str, account_id: str, values: dict[str, Any]) -> None:
