@@ -163,12 +163,21 @@ async def get_hold(conn: AsyncConnection, hold_id: str, *, lock: bool = False) -
     return (await conn.execute(stmt)).first()
 
 
-async def lock_holds(conn: AsyncConnection, hold_ids: list[str]) -> list[AnyRow]:
+_HOLD_FIELDS = tuple(Hold.__dataclass_fields__)
+# One prepared statement for any number of holds (asyncpg returns aware UTC datetimes).
+_PG_LOCK_HOLDS = (
+    f"SELECT {', '.join(_HOLD_FIELDS)} FROM holds WHERE id = ANY($1::varchar[]) ORDER BY id FOR UPDATE"
+)
+
+
+async def lock_holds(conn: AsyncConnection, hold_ids: list[str]) -> list[Hold]:
     """Lock holds in id order (so concurrent batches never deadlock) and read them."""
-    stmt = select(holds).where(holds.c.id.in_(sorted(set(hold_ids)))).order_by(holds.c.id)
+    ids = sorted(set(hold_ids))
     if _pg(conn):
-        stmt = stmt.with_for_update()
-    return list(await conn.execute(stmt))
+        rows = await (await pg_driver(conn)).fetch(_PG_LOCK_HOLDS, ids)
+        return [Hold(**dict(zip(_HOLD_FIELDS, row, strict=True))) for row in rows]
+    stmt = select(holds).where(holds.c.id.in_(ids)).order_by(holds.c.id)
+    return [Hold.from_row(row) for row in await conn.execute(stmt)]
 
 
 _CLOSE = (

@@ -93,7 +93,7 @@ async def lock_holds_for_settle(
 ) -> list[Hold | CreditgateError]:
     """Lock several holds (id order) for settling; per request its Hold, or NotFound when the
     caller may not see it, or Conflict when it was voided."""
-    rows = {row.id: row for row in await repo.lock_holds(conn, hold_ids)}
+    rows = {hold.id: hold for hold in await repo.lock_holds(conn, hold_ids)}
     out: list[Hold | CreditgateError] = []
     for hold_id, principal in zip(hold_ids, principals, strict=True):
         row = rows.get(hold_id)
@@ -104,7 +104,7 @@ async def lock_holds_for_settle(
                 Conflict("the hold was voided; report the usage without a hold instead", field="hold_id")
             )
         else:
-            out.append(Hold.from_row(row))
+            out.append(row)
     return out
 
 
