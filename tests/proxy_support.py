@@ -50,6 +50,7 @@ class FakeUpstream:
         self.script = Script()
         self.requests: list[tuple[str, dict[str, str], dict[str, Any]]] = []
         self.released = threading.Event()
+        self.abandoned = threading.Event()  # a hanging stream's connection was closed on it
         self._arrived = 0
         self._all_arrived: asyncio.Event | None = None
         self.app = Starlette(
@@ -65,6 +66,7 @@ class FakeUpstream:
         self.script = Script(**script)
         self.requests.clear()
         self.released.clear()
+        self.abandoned.clear()
         self._arrived = 0
         self._all_arrived = None
         return self.script
@@ -102,8 +104,12 @@ class FakeUpstream:
                 raise RuntimeError("upstream broke mid-stream")
             if script.hang_after is not None and i == script.hang_after:
                 deadline = time.monotonic() + 30
-                while not self.released.is_set() and time.monotonic() < deadline:
-                    await asyncio.sleep(0.02)
+                try:
+                    while not self.released.is_set() and time.monotonic() < deadline:
+                        await asyncio.sleep(0.02)
+                except asyncio.CancelledError:  # the caller closed the connection
+                    self.abandoned.set()
+                    raise
                 return
             if script.chunk_delay:
                 await asyncio.sleep(script.chunk_delay)

@@ -212,6 +212,7 @@ def test_a_client_that_disconnects_after_k_chunks_pays_for_them(
             break
     stream.close()
     assert got[1:] == ["a", "b"]
+    assert fake.abandoned.wait(10), "the upstream's generation was not cancelled"
     [(status, _amount, captured)] = ps.wait_closed(proxy, account)
     assert status == "settled"
     [(i, o, _c, cost, meta)] = ps.events_of(proxy, account)

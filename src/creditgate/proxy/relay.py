@@ -12,8 +12,8 @@ from collections.abc import Awaitable, Callable
 from functools import partial
 from typing import Any
 
+import aiohttp
 import anyio
-import httpx
 import orjson
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
@@ -41,12 +41,13 @@ ANTHROPIC_VERSION = "2023-06-01"
 _closing: set[asyncio.Task[None]] = set()  # settles in flight, kept from the garbage collector
 
 
-async def _close(ctx: Context, call: Call, usage: Usage | None, cut: str | None, upstream: Any) -> None:
-    try:
-        if upstream is not None:
-            await upstream.aclose()  # cancels the upstream when it is still generating
-    except Exception:  # noqa: S110 - the connection is dropped either way
-        pass
+async def _close(
+    ctx: Context, call: Call, usage: Usage | None, cut: str | None, upstream: aiohttp.ClientResponse | None
+) -> None:
+    if upstream is not None:
+        # back to the pool when the answer was read to its end; otherwise the connection is
+        # closed, which cancels the upstream when it is still generating
+        upstream.release()
     try:
         await proxy_calls.close_call(ctx, call, usage, cut=cut)
     except Exception:
@@ -55,7 +56,12 @@ async def _close(ctx: Context, call: Call, usage: Usage | None, cut: str | None,
 
 
 async def finish(
-    ctx: Context, call: Call, usage: Usage | None, *, cut: str | None = None, upstream: Any = None
+    ctx: Context,
+    call: Call,
+    usage: Usage | None,
+    *,
+    cut: str | None = None,
+    upstream: aiohttp.ClientResponse | None = None,
 ) -> None:
     """Settle (or void, without usage) in a task of its own, shielded from cancellation."""
     task = asyncio.get_running_loop().create_task(_close(ctx, call, usage, cut, upstream))
@@ -87,16 +93,19 @@ def _headers(endpoint: Endpoint, route: Route, request: Request) -> dict[str, st
     return headers
 
 
-def _upstream_error(exc: httpx.HTTPError) -> UpstreamFailed:
-    if isinstance(exc, httpx.TimeoutException):
+UPSTREAM_ERRORS = (aiohttp.ClientError, TimeoutError)  # aiohttp's timeouts are TimeoutErrors
+
+
+def _upstream_error(exc: Exception) -> UpstreamFailed:
+    if isinstance(exc, TimeoutError):
         return UpstreamTimeout("The upstream provider did not answer in time.")
     return UpstreamFailed(f"The upstream provider could not be reached ({type(exc).__name__}).")
 
 
-async def _refused_upstream(endpoint: Endpoint, upstream: httpx.Response) -> Response:
+async def _refused_upstream(endpoint: Endpoint, upstream: aiohttp.ClientResponse) -> Response:
     """An upstream error answer: its 4xx passed on (never one about our key), 5xx as 502."""
-    data = await upstream.aread()
-    status = upstream.status_code
+    data = await upstream.read()
+    status = upstream.status
     if status in (401, 403):
         return error_response(
             endpoint.family, UpstreamFailed("The upstream provider refused creditgate's key.")
@@ -136,7 +145,7 @@ async def _prepare(ctx: Context, endpoint: Endpoint, request: Request) -> tuple[
     return call, body, wants_usage
 
 
-async def handle(endpoint: Endpoint, client: httpx.AsyncClient, request: Request) -> Response:
+async def handle(endpoint: Endpoint, client: aiohttp.ClientSession, request: Request) -> Response:
     """One proxied call, from the customer's request to its settled charge."""
     ctx: Context = request.app.state.services
     try:
@@ -144,30 +153,33 @@ async def handle(endpoint: Endpoint, client: httpx.AsyncClient, request: Request
     except CreditgateError as exc:
         return error_response(endpoint.family, exc)
     route = call.route
-    outgoing = client.build_request(
-        "POST",
-        route.base_url + endpoint.path,
-        content=orjson.dumps(body),
-        headers=_headers(endpoint, route, request),
-        timeout=httpx.Timeout(route.read_timeout, connect=route.connect_timeout),
-    )
-    upstream: httpx.Response | None = None
+    upstream: aiohttp.ClientResponse | None = None
     handed_over = False
     try:
         try:
-            upstream = await client.send(outgoing, stream=True)
-            if upstream.status_code >= 400:
+            upstream = await client.post(
+                route.base_url + endpoint.path,
+                data=orjson.dumps(body),
+                headers=_headers(endpoint, route, request),
+                timeout=aiohttp.ClientTimeout(
+                    total=None,
+                    connect=route.read_timeout,  # waiting for a free connection of the pool, too
+                    sock_connect=route.connect_timeout,
+                    sock_read=route.read_timeout,
+                ),
+            )
+            if upstream.status >= 400:
                 return await _refused_upstream(endpoint, upstream)
             if body.get("stream") is True:
                 meter = StreamMeter(endpoint, client_wants_usage=wants_usage)
                 handed_over = True
                 return MeteredStream(ctx, call, meter, upstream)
-            data = await upstream.aread()
-        except httpx.HTTPError as exc:
+            data = await upstream.read()
+        except UPSTREAM_ERRORS as exc:
             return error_response(endpoint.family, _upstream_error(exc))
         handed_over = True
         usage = _answer_usage(endpoint, call, data)
-        return SettledAnswer(data, upstream.status_code, partial(finish, ctx, call, usage, upstream=upstream))
+        return SettledAnswer(data, upstream.status, partial(finish, ctx, call, usage, upstream=upstream))
     finally:
         if not handed_over:  # refused, failed or cancelled before an answer: nothing generated
             await finish(ctx, call, None, upstream=upstream)
@@ -203,7 +215,9 @@ class MeteredStream(StreamingResponse):
     """The upstream's event stream, passed through event by event while a StreamMeter follows
     it; when it ends, however it ends, the call is settled for what was generated."""
 
-    def __init__(self, ctx: Context, call: Call, meter: StreamMeter, upstream: httpx.Response) -> None:
+    def __init__(
+        self, ctx: Context, call: Call, meter: StreamMeter, upstream: aiohttp.ClientResponse
+    ) -> None:
         self.ctx, self.call, self.meter, self.upstream = ctx, call, meter, upstream
         self.ended = False
         self.cut: str | None = None
@@ -233,7 +247,7 @@ class MeteredStream(StreamingResponse):
         family = self.meter.endpoint.family
         buffer = b""
         try:
-            async for chunk in self.upstream.aiter_bytes():
+            async for chunk in self.upstream.content.iter_any():
                 buffer = (buffer + chunk).replace(b"\r\n", b"\n")
                 while (end := buffer.find(b"\n\n")) >= 0:
                     block, buffer = buffer[:end], buffer[end + 2 :]
@@ -242,7 +256,7 @@ class MeteredStream(StreamingResponse):
             if buffer.strip() and self._keep(buffer):
                 yield buffer + b"\n\n"
             self.ended = True
-        except httpx.HTTPError as exc:
+        except UPSTREAM_ERRORS as exc:
             self.cut = "upstream_error"
             log.warning("proxy: upstream stream of hold %s broke: %s", self.call.hold_id, type(exc).__name__)
             yield stream_error_event(family, _upstream_error(exc).message)

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-import httpx
+import aiohttp
 import orjson
 from starlette.requests import Request
 from starlette.responses import Response
@@ -157,7 +157,7 @@ class ProxyFront:
         await self.app(scope, receive, send)
 
 
-def _call_app(path: str, endpoint: Endpoint, client: Callable[[], httpx.AsyncClient]) -> ASGIApp:
+def _call_app(path: str, endpoint: Endpoint, client: Callable[[], aiohttp.ClientSession]) -> ASGIApp:
     named = _Named(path)
 
     async def serve(scope: Scope, receive: Receive, send: Send) -> None:
@@ -186,15 +186,16 @@ def install(app: Any) -> None:
     """Mount the proxy routes on a creditgate app and give them one shared connection pool,
     closed when the app stops."""
     settings = app.state.services.settings
-    pool = httpx.Limits(
-        max_connections=settings.proxy_max_connections,
-        max_keepalive_connections=settings.proxy_max_connections,
-    )
-    holder: dict[str, httpx.AsyncClient] = {}
+    holder: dict[str, aiohttp.ClientSession] = {}
 
-    def client() -> httpx.AsyncClient:
+    def client() -> aiohttp.ClientSession:
         if "client" not in holder:  # built in the serving event loop
-            holder["client"] = httpx.AsyncClient(limits=pool, timeout=httpx.Timeout(600, connect=10))
+            holder["client"] = aiohttp.ClientSession(
+                connector=aiohttp.TCPConnector(limit=settings.proxy_max_connections, limit_per_host=0),
+                timeout=aiohttp.ClientTimeout(total=None, sock_connect=10, sock_read=600),
+                cookie_jar=aiohttp.DummyCookieJar(),  # one session serves every customer
+                raise_for_status=False,
+            )
         return holder["client"]
 
     calls = {path: _call_app(path, endpoint, client) for path, endpoint in ROUTES.items()}
@@ -231,6 +232,6 @@ def install(app: Any) -> None:
                 yield state
             finally:
                 if "client" in holder:
-                    await holder.pop("client").aclose()
+                    await holder.pop("client").close()
 
     app.router.lifespan_context = lifespan
