@@ -3,7 +3,8 @@
 SQLAlchemy costs ~100-200 us of CPU per statement on top of asyncpg; the ingest path runs a
 handful of array statements per transaction, so it talks to asyncpg directly, inside the
 transaction SQLAlchemy opened. SQLAlchemy's asyncpg adapter only sends BEGIN before its
-first statement, so `pg_driver` makes sure that has happened.
+first statement, so `pg_driver` makes sure that has happened. The authorize statement runs
+alone, in autocommit mode.
 """
 
 from __future__ import annotations
@@ -17,13 +18,17 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 
 async def pg_driver(conn: AsyncConnection) -> Any:
-    """The asyncpg connection under `conn`, in `conn`'s open transaction."""
+    """The asyncpg connection under `conn`, in `conn`'s open transaction; for a connection in
+    autocommit mode (`Database.single()`) the bare connection, where each statement commits
+    on its own."""
     raw = await conn.get_raw_connection()
     driver = raw.driver_connection
     if driver is None:
         raise RuntimeError("connection is closed")
+    adapter = raw.dbapi_connection
+    if getattr(adapter, "autocommit", False):
+        return driver
     if not driver.is_in_transaction():
-        adapter = raw.dbapi_connection
         start = getattr(adapter, "_start_transaction", None)
         if getattr(adapter, "_transaction", False) is None and start is not None:
             await start()  # the adapter's own BEGIN, as its next execute would have sent

@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from creditgate.errors import NotFound
 from creditgate.ids import new_id
 from creditgate.limits import repository as repo
-from creditgate.limits.holds import AnyRow, Decision, Hold, HoldRequest
+from creditgate.limits.holds import Decision, Hold, HoldRequest
 
 SQL_FILE = "authorize_many.sql"
 
@@ -37,17 +37,18 @@ def _hold_row(req: HoldRequest) -> dict[str, Any]:
     }
 
 
-async def _decision(conn: AsyncConnection, row: dict[str, Any], out: AnyRow) -> Decision:
-    """Turn one creditgate_authorize_many result row into a Decision."""
-    if out.o_outcome == "missing":
+async def _decision(conn: AsyncConnection, row: dict[str, Any], out: Any) -> Decision:
+    """Turn one creditgate_authorize_many result record into a Decision."""
+    outcome = out["o_outcome"]
+    if outcome == "missing":
         raise NotFound(f"no account {row['account_id']!r}", field="account_id")
-    if out.o_outcome == "replayed":
+    if outcome == "replayed":
         existing = await repo.hold_by_request(conn, row["account_id"], row["request_id"])
         if existing is None:  # the function saw it under the account lock; it cannot vanish
             raise RuntimeError(f"hold for request {row['request_id']!r} disappeared")
         return Decision(allowed=True, hold=Hold.from_row(existing), replayed=True)
-    if out.o_outcome == "denied":
-        return Decision(allowed=False, reason=out.o_reason, retry_after_ms=out.o_retry_after_ms)
+    if outcome == "denied":
+        return Decision(allowed=False, reason=out["o_reason"], retry_after_ms=out["o_retry_after_ms"])
     hold = Hold(
         id=row["id"],
         account_id=row["account_id"],
@@ -56,8 +57,8 @@ async def _decision(conn: AsyncConnection, row: dict[str, Any], out: AnyRow) -> 
         status="open",
         created_at=row["created_at"],
         expires_at=row["expires_at"],
-        remaining_credit=out.o_remaining_credit,
-        remaining_limit=out.o_remaining_limit,
+        remaining_credit=out["o_remaining_credit"],
+        remaining_limit=out["o_remaining_limit"],
         model=row["model"],
         provider=row["provider"],
     )
@@ -67,7 +68,7 @@ async def _decision(conn: AsyncConnection, row: dict[str, Any], out: AnyRow) -> 
 async def authorize_many(conn: AsyncConnection, requests: list[HoldRequest]) -> list[Decision | NotFound]:
     """Many decisions in one statement; per request its Decision or NotFound."""
     rows = [_hold_row(req) for req in requests]
-    outs = {out.o_index: out for out in await repo.pg_authorize_many(conn, rows)}
+    outs = {out["o_index"]: out for out in await repo.pg_authorize_many(conn, rows)}
     decided: list[Decision | NotFound] = []
     for index, row in enumerate(rows, start=1):
         try:

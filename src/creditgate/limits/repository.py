@@ -337,13 +337,15 @@ _PG_AUTHORIZE_MANY = (
 )
 
 
-async def pg_authorize_many(conn: AsyncConnection, rows: list[dict[str, Any]]) -> list[AnyRow]:
-    """Many authorize decisions in one statement, locking accounts in id order. Each result row
-    carries `o_index`, the 1-based position of its request."""
+async def pg_authorize_many(conn: AsyncConnection, rows: list[dict[str, Any]]) -> list[Any]:
+    """Many authorize decisions in one statement (in autocommit mode from `Database.single()`),
+    locking accounts in id order; sent through the driver (SQLAlchemy's statement path cost
+    ~0.25 ms per call). Each result record carries `o_index`, the 1-based position of its
+    request, and the function's other `o_` columns, by name."""
     columns = ("account_id", "request_id", "amount", "created_at", "expires_at", "id", "model", "provider")
     args: list[Any] = [[r[c] for r in rows] for c in columns]
     args.append([None if r["metadata"] is None else orjson.dumps(r["metadata"]).decode() for r in rows])
-    return list(await conn.exec_driver_sql(_PG_AUTHORIZE_MANY, tuple(args)))
+    return list(await (await pg_driver(conn)).fetch(_PG_AUTHORIZE_MANY, *args))
 
 
 async def held_mismatches(conn: AsyncConnection) -> list[AnyRow]:
