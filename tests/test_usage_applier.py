@@ -503,3 +503,29 @@ def test_interleaved_ingest_apply_and_authorize_never_overspend(
             assert stored == len(model.costs)
 
     _run(ctx, body)
+
+
+def test_the_applier_addresses_queue_rows_by_pair_in_a_generic_plan(pg_url: str) -> None:
+    """The roll-up and the claim of given rows match (id, account) pairs. With `id = ANY($1)
+    AND account_id = ANY($2)` PostgreSQL 15's generic plan made one index probe per pair of
+    array elements: 5,000 rows over 10,000 accounts took 10 s a pass and the applier never
+    caught up (bench/history.py's empty database, second run)."""
+
+    async def main() -> list[str]:
+        import asyncpg
+
+        conn = await asyncpg.connect(pg_url)
+        plans = []
+        try:
+            await conn.execute("SET plan_cache_mode = force_generic_plan")
+            for name, sql in (("rollup", metering_repo._PG_ROLL_UP), ("claim", metering_repo._PG_CLAIM_ROWS)):
+                await conn.execute(f"PREPARE {name}(bigint[], varchar[]) AS {sql}")
+                rows = await conn.fetch(f"EXPLAIN EXECUTE {name}('{{1,2}}', '{{a,b}}')")
+                plans.append("\n".join(r[0] for r in rows))
+        finally:
+            await conn.close()
+        return plans
+
+    for plan in asyncio.run(main()):
+        conditions = [line for line in plan.splitlines() if "Index Cond" in line or "Filter" in line]
+        assert all(line.count("ANY") <= 1 for line in conditions), plan

@@ -34,14 +34,13 @@ async def apply_pending(
     now: datetime,
     *,
     limit: int = APPLY_BATCH,
-    ids: list[int] | None = None,
-    accounts: list[str] | None = None,
+    rows: list[tuple[int, str]] | None = None,
 ) -> Applied:
-    """Apply the pending rows `ids` (of `accounts`), or the oldest `limit` no other applier
-    holds, in the caller's transaction. Returns the units debited per account (none: nothing
+    """Apply the pending `rows` given as (id, account_id), or the oldest `limit` no other
+    applier holds, in the caller's transaction. Returns the units debited per account (none: nothing
     to apply) and how many rows it took. The accounts are locked (id order) before any rollup
     row, as every writer of both does, so concurrent appliers and settles cannot deadlock."""
-    claimed = await repo.claim(conn, limit=limit, ids=ids, accounts=accounts)
+    claimed = await repo.claim(conn, limit=limit, rows=rows)
     charged = claimed.charged
     if not charged:
         return Applied({}, 0)

@@ -186,9 +186,8 @@ async def ingest_parsed(
 ) -> list[IngestResult]:
     """`store_parsed`, then apply what it queued in the same transaction (the inline mode:
     the debit, rollups and spend are written before the answer)."""
-    results, pending_ids = await store_parsed(conn, batches, catalog, now, holds=holds)
-    accounts = sorted({a for r in results for a in r.charged})
-    await applier.apply_pending(conn, now, ids=pending_ids, accounts=accounts)
+    results, pending = await store_parsed(conn, batches, catalog, now, holds=holds)
+    await applier.apply_pending(conn, now, rows=pending)
     return results
 
 
@@ -199,7 +198,7 @@ async def store_parsed(
     now: datetime,
     *,
     holds: Mapping[tuple[str, str], str] | None = None,
-) -> tuple[list[IngestResult], list[int]]:
+) -> tuple[list[IngestResult], list[tuple[int, str]]]:
     """Store several validated batches in the caller's transaction, exactly as if they had
     been ingested one after the other in list order (an id repeated by a later batch is that
     batch's duplicate), and queue their cost for the applier (metering/applier.py). No account
@@ -207,7 +206,7 @@ async def store_parsed(
     take a balance past its bound), one statement for the events and the queue. `holds`: the
     hold each event settles, by (account_id, event_id), stored with the event; the cost of
     each such event stored now is in its result's `held_costs`. Returns the results and the
-    ids of the queued rows."""
+    queued rows, as (id, account_id)."""
     results = [IngestResult(rejected=list(b.rejected)) for b in batches]
     accounts = {e.account_id for b in batches for _, e in b.events}
     if not accounts:
@@ -253,7 +252,7 @@ async def store_parsed(
         charged[p.event.account_id] = charged.get(p.event.account_id, 0) + p.cost
     for account_id, cost in charged.items():  # the applier's debit must not fail later
         ledger.check_bound(account_id, balances[account_id] - cost)
-    return results, stored.pending_ids
+    return results, stored.pending
 
 
 def _event_columns(
