@@ -58,7 +58,9 @@ def configure(fmt: str = "console", level: str = "info") -> None:
         logging.getLogger(name).propagate = True
     logging.getLogger("uvicorn.access").disabled = True  # ours is creditgate.access
     logging.getLogger("alembic").setLevel(max(logging.WARNING, root.level))  # one line per probe otherwise
-    for chatty in ("httpx", "httpcore"):  # they log whole URLs, which may carry credentials
+    # HTTP clients' own loggers (webhooks: httpx; the proxy's upstream calls: aiohttp) may log
+    # whole URLs, which can carry credentials
+    for chatty in ("httpx", "httpcore", "aiohttp"):
         logging.getLogger(chatty).setLevel(max(logging.WARNING, root.level))
     _route_to_stdlib()
 

@@ -19,9 +19,13 @@ if TYPE_CHECKING:
 
 AuthorizeBatcher = Batcher[limits.HoldRequest, limits.Decision]
 
-# Groups in flight at once on PostgreSQL: a group's time is mostly its commit's WAL flush, and
-# with one in flight every authorize waited behind the previous group's fsync (batching.py).
-IN_FLIGHT = 4
+# Authorize (and settle) groups in flight at once per process on PostgreSQL. One: everything
+# that arrives meanwhile joins the next group, so groups are larger and each request carries
+# less of a group's fixed cost (a round trip, the commit's WAL flush, ~0.5 ms of PostgreSQL
+# time per authorize group). bench/authorize.py on a quiet machine, medians of 3, 1 / 2 / 4 in
+# flight: 2,349 / 1,986 / 1,873 authorize+settle pairs/s, PostgreSQL CPU per pair 295 / 403 /
+# 435 us, authorize 7,066 / 6,526 / 6,623 req/s (docs/performance.md).
+IN_FLIGHT = 1
 
 
 def authorize_batcher(ctx: Context) -> AuthorizeBatcher:
