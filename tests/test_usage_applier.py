@@ -534,7 +534,7 @@ def test_the_applier_addresses_queue_rows_by_pair_in_a_generic_plan(pg_url: str)
 def test_sqlite_finds_queue_rows_by_id_alone(fresh_database_url: str, tmp_path: Path) -> None:
     """SQLite, given `id IN (...) AND account_id IN (...)` on the queue's (id, account_id) key,
     probes every pair of the two lists (5,000 ids x 1,000 accounts: 575 ms a statement); the
-    applier's statements on the queue name the ids alone there."""
+    applier's statements on the queue find their rows through the key by id alone there."""
     if not fresh_database_url.startswith("sqlite"):
         pytest.skip("PostgreSQL's statements are checked by the generic-plan test")
     from sqlalchemy import event
