@@ -194,25 +194,36 @@ _CLOSE = (
 )
 
 
+# Closing the holds and releasing what they held in one statement (one round trip): the holds
+# are locked already (lock_holds), the accounts are locked here in id order, as every writer
+# of accounts locks them. The UPDATE of holds in the WITH runs to completion whether or not
+# the rest reads it (PostgreSQL's rule for data-modifying WITH queries).
 _PG_CLOSE = (
-    "UPDATE holds SET status = d.status, captured = d.captured, overrun = d.overrun, late = d.late, "
-    "event_id = d.event_id, closed_at = d.closed_at FROM unnest($1::varchar[], $2::varchar[], "
-    "$3::varchar[], $4::bigint[], $5::bigint[], $6::boolean[], $7::varchar[], $8::timestamptz[]) "
-    "AS d(hid, aid, status, captured, overrun, late, event_id, closed_at) "
-    "WHERE holds.id = d.hid AND holds.account_id = d.aid"
+    "WITH c AS (UPDATE holds SET status = d.status, captured = d.captured, overrun = d.overrun, "
+    "late = d.late, event_id = d.event_id, closed_at = d.closed_at FROM unnest($1::varchar[], "
+    "$2::varchar[], $3::varchar[], $4::bigint[], $5::bigint[], $6::boolean[], $7::varchar[], "
+    "$8::timestamptz[]) AS d(hid, aid, status, captured, overrun, late, event_id, closed_at) "
+    "WHERE holds.id = d.hid AND holds.account_id = d.aid), "
+    "r AS (SELECT * FROM unnest($9::varchar[], $10::bigint[]) AS r(id, delta)), "
+    "l AS (SELECT a.id FROM accounts a WHERE a.id = ANY($9::varchar[]) ORDER BY a.id FOR NO KEY UPDATE) "
+    "UPDATE accounts SET held = accounts.held + r.delta FROM r JOIN l ON l.id = r.id "
+    "WHERE accounts.id = r.id"
 )
 _CLOSE_COLUMNS = ("hid", "aid", "status", "captured", "overrun", "late", "event_id", "closed_at")
 
 
-async def close_holds(conn: AsyncConnection, rows: list[dict[str, Any]]) -> None:
+async def close_holds(conn: AsyncConnection, rows: list[dict[str, Any]], released: dict[str, int]) -> None:
     """Mark holds settled (rows: hid, aid (its account), status, captured, overrun, late,
-    event_id, closed_at); the holds are locked already (lock_holds). PostgreSQL: one statement."""
+    event_id, closed_at) and take what they held off their accounts' `held` (`released`, by
+    account); the holds are locked already (lock_holds). PostgreSQL: one statement."""
     if not rows:
         return
+    ids = [a for a in sorted(released) if released[a]]
     if _pg(conn):
         columns = [[row[name] for row in rows] for name in _CLOSE_COLUMNS]
-        await (await pg_driver(conn)).execute(_PG_CLOSE, *columns)
+        await (await pg_driver(conn)).execute(_PG_CLOSE, *columns, ids, [-released[a] for a in ids])
         return
+    await add_held_many(conn, {a: -released[a] for a in ids})
     await conn.execute(_CLOSE, rows)
 
 

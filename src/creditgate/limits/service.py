@@ -143,8 +143,7 @@ async def finish_settle_many(
             }
         )
         closed.append(settled)
-    await repo.add_held_many(conn, {a: -amount for a, amount in released.items()})
-    await repo.close_holds(conn, rows)
+    await repo.close_holds(conn, rows, released)
     return closed
 
 
